@@ -1,0 +1,38 @@
+# The two commands a new user types: `make run` and `make test`.
+# Both install what they need (Go modules; staticcheck through the Go module proxy).
+
+GO        ?= go
+BIN       := bin/boxoffice
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: run test build deps lint unit bench clean
+
+## run: build and start a local 3-node cluster with a 100,000-seat demo event (Ctrl-C stops it)
+run: build
+	./$(BIN) local --data-dir data
+
+build: deps
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/boxoffice
+
+deps:
+	$(GO) mod download
+
+## test: vet, staticcheck, and every test with the race detector
+test: deps lint unit
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+	$(GO) vet ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## bench: the Go benchmarks of the hot paths (figures, not pass/fail)
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./fsm ./raftnode
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,329 @@
+// Package boxoffice is the domain language of the seat-inventory store:
+// events and their venues, seats and their states, holds, orders, the error
+// codes every layer shares, and the PaymentGateway interface.
+//
+// It imports only the standard library. Every other package adds one
+// capability around these nouns (see DESIGN.md).
+package boxoffice
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Limits on identifiers and on the shape of an event. They are enforced
+// before a command is proposed and again inside the state machine.
+const (
+	IDLenMax             = 64
+	NameLenMax           = 200
+	CategoriesMax        = 32
+	SectionsMax          = 1000
+	RowsPerSectionMax    = 1000
+	SeatsPerRowMax       = 1000
+	SeatsPerEventMax     = 200_000
+	SeatsPerHoldMax      = 32
+	MaxSeatsPerBuyerMax  = 1000
+	HoldTTLMax           = 3600 // seconds
+	DefaultHoldTTL       = 600  // seconds
+	DefaultSeatsPerBuyer = 8
+)
+
+// ValidID reports whether s is a creator-chosen identifier: [A-Za-z0-9._-]{1,64}.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > IDLenMax {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// SeatState is the one state a seat is in at any moment.
+type SeatState uint8
+
+const (
+	SeatFree SeatState = iota
+	SeatHeld
+	SeatSold
+)
+
+func (s SeatState) String() string {
+	switch s {
+	case SeatFree:
+		return "free"
+	case SeatHeld:
+		return "held"
+	case SeatSold:
+		return "sold"
+	}
+	return "SeatState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseSeatState is the inverse of SeatState.String.
+func ParseSeatState(s string) (SeatState, bool) {
+	switch s {
+	case "free":
+		return SeatFree, true
+	case "held":
+		return SeatHeld, true
+	case "sold":
+		return SeatSold, true
+	}
+	return 0, false
+}
+
+// HoldState is where a hold is in its life.
+type HoldState uint8
+
+const (
+	HoldActive HoldState = iota + 1
+	HoldCheckingOut
+	HoldReleased
+	HoldExpired
+	HoldPurchased
+)
+
+func (s HoldState) String() string {
+	switch s {
+	case HoldActive:
+		return "active"
+	case HoldCheckingOut:
+		return "checking-out"
+	case HoldReleased:
+		return "released"
+	case HoldExpired:
+		return "expired"
+	case HoldPurchased:
+		return "purchased"
+	}
+	return "HoldState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// OrderState is where an order is in its life.
+type OrderState uint8
+
+const (
+	OrderPending OrderState = iota + 1
+	OrderPaid
+	OrderCancelled
+	OrderRefunded
+)
+
+func (s OrderState) String() string {
+	switch s {
+	case OrderPending:
+		return "pending"
+	case OrderPaid:
+		return "paid"
+	case OrderCancelled:
+		return "cancelled"
+	case OrderRefunded:
+		return "refunded"
+	}
+	return "OrderState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Category is a price class of seats.
+type Category struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	PriceCents int64  `json:"priceCents"`
+}
+
+// Section is a rectangular block of seats: Rows rows of SeatsPerRow seats,
+// all of one category. Seat ids are "<section>-<row>-<number>", from 1.
+type Section struct {
+	ID          string `json:"id"`
+	Category    string `json:"category"`
+	Rows        int    `json:"rows"`
+	SeatsPerRow int    `json:"seatsPerRow"`
+}
+
+// Venue is the seat layout of an event, described compactly: a 100,000-seat
+// venue is a handful of sections, expanded into seats only where needed.
+type Venue struct {
+	Sections []Section `json:"sections"`
+}
+
+// Capacity is the number of seats in the venue.
+func (v Venue) Capacity() int {
+	n := 0
+	for _, s := range v.Sections {
+		n += s.Rows * s.SeatsPerRow
+	}
+	return n
+}
+
+// Limits bound what one buyer may do on one event.
+type Limits struct {
+	MaxSeatsPerBuyer int `json:"maxSeatsPerBuyer"`
+	HoldTTLSeconds   int `json:"holdTTLSeconds"`
+}
+
+// Event is one on-sale: its venue, categories and limits.
+type Event struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Type       string     `json:"type,omitempty"`
+	Location   string     `json:"location,omitempty"`
+	StartsAtMs int64      `json:"-"`
+	Organiser  string     `json:"organiser,omitempty"`
+	Categories []Category `json:"categories"`
+	Venue      Venue      `json:"venue"`
+	Limits     Limits     `json:"limits"`
+}
+
+// Category returns the category with the given id.
+func (e *Event) Category(id string) (Category, bool) {
+	for _, c := range e.Categories {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Category{}, false
+}
+
+// Validate checks an event's shape: ids, names, categories, sections and limits.
+// It lists every problem at once.
+func (e *Event) Validate() error {
+	var probs []string
+	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	if !ValidID(e.ID) {
+		add("id %q must match [A-Za-z0-9._-]{1,%d}", e.ID, IDLenMax)
+	}
+	if e.Name == "" || len(e.Name) > NameLenMax {
+		add("name must be 1..%d bytes", NameLenMax)
+	}
+	if len(e.Type) > NameLenMax || len(e.Location) > NameLenMax || len(e.Organiser) > IDLenMax {
+		add("type and location must be at most %d bytes, organiser at most %d", NameLenMax, IDLenMax)
+	}
+	if len(e.Categories) == 0 || len(e.Categories) > CategoriesMax {
+		add("categories: 1..%d required", CategoriesMax)
+	}
+	cats := make(map[string]bool, len(e.Categories))
+	for _, c := range e.Categories {
+		switch {
+		case !ValidID(c.ID):
+			add("category id %q is not a valid id", c.ID)
+		case cats[c.ID]:
+			add("category %q appears twice", c.ID)
+		}
+		cats[c.ID] = true
+		if len(c.Name) > NameLenMax {
+			add("category %q: name longer than %d bytes", c.ID, NameLenMax)
+		}
+		if c.PriceCents < 0 {
+			add("category %q: priceCents must not be negative", c.ID)
+		}
+	}
+	if len(e.Venue.Sections) == 0 || len(e.Venue.Sections) > SectionsMax {
+		add("venue: 1..%d sections required", SectionsMax)
+	}
+	secs := make(map[string]bool, len(e.Venue.Sections))
+	total := 0
+	for _, s := range e.Venue.Sections {
+		switch {
+		case !ValidID(s.ID) || strings.Contains(s.ID, "-"):
+			add("section id %q must match [A-Za-z0-9._]{1,%d} (no '-': it separates seat id parts)", s.ID, IDLenMax)
+		case secs[s.ID]:
+			add("section %q appears twice", s.ID)
+		}
+		secs[s.ID] = true
+		if !cats[s.Category] {
+			add("section %q: unknown category %q", s.ID, s.Category)
+		}
+		if s.Rows < 1 || s.Rows > RowsPerSectionMax || s.SeatsPerRow < 1 || s.SeatsPerRow > SeatsPerRowMax {
+			add("section %q: rows must be 1..%d and seatsPerRow 1..%d", s.ID, RowsPerSectionMax, SeatsPerRowMax)
+			continue
+		}
+		total += s.Rows * s.SeatsPerRow
+	}
+	if total > SeatsPerEventMax {
+		add("venue has %d seats, more than %d", total, SeatsPerEventMax)
+	}
+	if e.Limits.MaxSeatsPerBuyer < 1 || e.Limits.MaxSeatsPerBuyer > MaxSeatsPerBuyerMax {
+		add("limits.maxSeatsPerBuyer must be 1..%d", MaxSeatsPerBuyerMax)
+	}
+	if e.Limits.HoldTTLSeconds < 1 || e.Limits.HoldTTLSeconds > HoldTTLMax {
+		add("limits.holdTTLSeconds must be 1..%d", HoldTTLMax)
+	}
+	if len(probs) > 0 {
+		return Errorf(CodeInvalidArgument, "invalid event: %s", strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// Seat is one seat of an event and who has it.
+type Seat struct {
+	ID       string    `json:"id"`
+	Category string    `json:"category"`
+	State    SeatState `json:"-"`
+	Hold     string    `json:"hold,omitempty"`
+	Order    string    `json:"order,omitempty"`
+}
+
+// Hold is a time-limited claim of one buyer on some seats of one event.
+type Hold struct {
+	ID          string    `json:"id"`
+	Event       string    `json:"event"`
+	Buyer       string    `json:"buyer"`
+	Seats       []string  `json:"seats"`
+	CreatedAtMs int64     `json:"-"`
+	ExpiresAtMs int64     `json:"-"`
+	State       HoldState `json:"-"`
+	Order       string    `json:"order,omitempty"`
+}
+
+// Order is a buyer's purchase of the seats of a hold.
+type Order struct {
+	ID          string     `json:"id"`
+	Event       string     `json:"event"`
+	Hold        string     `json:"hold"`
+	Buyer       string     `json:"buyer"`
+	Seats       []string   `json:"seats"`
+	AmountCents int64      `json:"amountCents"`
+	PaymentRef  string     `json:"paymentRef,omitempty"`
+	CreatedAtMs int64      `json:"-"`
+	State       OrderState `json:"-"`
+}
+
+// CategoryCount is the state of one category's seats.
+type CategoryCount struct {
+	Category string `json:"id"`
+	Capacity int    `json:"capacity"`
+	Free     int    `json:"free"`
+	Held     int    `json:"held"`
+	Sold     int    `json:"sold"`
+}
+
+// Node is a member of the cluster and where to reach it.
+type Node struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPAddr string `json:"httpAddr"`
+}
+
+// Charge is the outcome of a payment through a gateway.
+type Charge struct {
+	Ref            string
+	IdempotencyKey string
+	AmountCents    int64
+	Refunded       bool
+}
+
+// PaymentGateway charges buyers. Every call carries an idempotency key so
+// that a retried charge is never a second charge.
+type PaymentGateway interface {
+	Charge(ctx context.Context, idempotencyKey string, amountCents int64, paymentMethod string) (Charge, error)
+	Refund(ctx context.Context, idempotencyKey string, chargeRef string) error
+	// Lookup finds the charge made with the key; ErrNotFound if none was made.
+	Lookup(ctx context.Context, idempotencyKey string) (Charge, error)
+}

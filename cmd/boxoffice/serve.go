@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"boxoffice"
+	"boxoffice/httpapi"
+	"boxoffice/raftnode"
+)
+
+type serveFlags struct {
+	id, dataDir, httpAddr, raftAddr, raftAdvertise, httpAdvertise string
+	bootstrap                                                     bool
+	join                                                          string
+	shards                                                        int
+	authSecret                                                    string
+	logLevel, logFormat                                           string
+}
+
+func serveCmd() *cobra.Command {
+	var f serveFlags
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a node of a boxoffice cluster",
+		Long: `Run a node. The first node of a new cluster starts with --bootstrap; every
+other node starts with --join pointing at the HTTP address of any member.
+A restarted node needs neither: it resumes from its data dir.`,
+		Example: `  boxoffice serve --id n1 --data-dir data/n1 --http-addr 127.0.0.1:8081 --raft-addr 127.0.0.1:9081 --bootstrap
+  boxoffice serve --id n2 --data-dir data/n2 --http-addr 127.0.0.1:8082 --raft-addr 127.0.0.1:9082 --join 127.0.0.1:8081`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("shards") {
+				f.shards = 0 // use the data dir's count, or the default
+			}
+			return runServe(cmd.Context(), f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.id, "id", env("BOXOFFICE_ID", ""), "node id, unique in the cluster")
+	fl.StringVar(&f.dataDir, "data-dir", env("BOXOFFICE_DATA_DIR", ""), "directory for the node's Raft logs, snapshots and Pebble stores")
+	fl.StringVar(&f.httpAddr, "http-addr", env("BOXOFFICE_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address")
+	fl.StringVar(&f.raftAddr, "raft-addr", env("BOXOFFICE_RAFT_ADDR", "127.0.0.1:9080"), "Raft listen address (one port for all shards)")
+	fl.StringVar(&f.httpAdvertise, "http-advertise", env("BOXOFFICE_HTTP_ADVERTISE", ""), "HTTP address other nodes use (default: --http-addr)")
+	fl.StringVar(&f.raftAdvertise, "raft-advertise", env("BOXOFFICE_RAFT_ADVERTISE", ""), "Raft address other nodes use (default: --raft-addr)")
+	fl.BoolVar(&f.bootstrap, "bootstrap", false, "found a new cluster with this node as its first member")
+	fl.StringVar(&f.join, "join", env("BOXOFFICE_JOIN", ""), "HTTP address of any member of the cluster to join")
+	fl.IntVar(&f.shards, "shards", 4, "number of shards, fixed when the cluster is bootstrapped")
+	fl.StringVar(&f.authSecret, "auth-secret", env("BOXOFFICE_AUTH_SECRET", ""), "HS256 secret for bearer tokens, the same on every node (≥ 16 bytes)")
+	fl.StringVar(&f.logLevel, "log-level", env("BOXOFFICE_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", env("BOXOFFICE_LOG_FORMAT", "text"), "text or json")
+	return c
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+// shardsOf returns the shard count recorded in a data dir, or 0.
+func shardsOf(dataDir string) int {
+	b, err := os.ReadFile(filepath.Join(dataDir, "SHARDS"))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+func runServe(ctx context.Context, f serveFlags) error {
+	logger, err := newLogger(f.logLevel, f.logFormat, os.Stderr)
+	if err != nil {
+		return err
+	}
+	var probs []string
+	if f.id == "" || f.dataDir == "" {
+		probs = append(probs, "--id and --data-dir are required")
+	}
+	if f.bootstrap && f.join != "" {
+		probs = append(probs, "--bootstrap and --join exclude each other")
+	}
+	if len(probs) > 0 {
+		return errors.New(strings.Join(probs, "; "))
+	}
+	if f.shards == 0 {
+		if f.shards = shardsOf(f.dataDir); f.shards == 0 {
+			f.shards = raftnode.DefaultConfig().Shards
+		}
+	}
+	if f.httpAdvertise == "" {
+		f.httpAdvertise = f.httpAddr
+	}
+	hln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen for HTTP on %s: %w", f.httpAddr, err)
+	}
+	defer hln.Close()
+
+	cfg := raftnode.DefaultConfig()
+	cfg.ID = f.id
+	cfg.DataDir = f.dataDir
+	cfg.RaftBind = f.raftAddr
+	cfg.RaftAddr = f.raftAdvertise
+	cfg.HTTPAddr = f.httpAdvertise
+	cfg.Shards = f.shards
+	cfg.Bootstrap = f.bootstrap
+	cfg.Logger = logger
+	cfg.RaftLogOutput = os.Stderr
+	node, err := raftnode.New(cfg)
+	if err != nil {
+		return err
+	}
+
+	hcfg := httpapi.DefaultConfig()
+	hcfg.AuthSecret = []byte(f.authSecret)
+	hcfg.Logger = logger
+	srv, err := httpapi.New(node, hcfg)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(hln) }()
+	logger.Info("serving", "id", f.id, "http", f.httpAddr, "raft", node.Self().RaftAddr, "shards", f.shards, "data_dir", f.dataDir)
+
+	if f.join != "" && !node.IsVoter() {
+		if err := joinCluster(ctx, f.join, node.Self(), []byte(f.authSecret), logger); err != nil {
+			logger.Error("join failed", "err", err)
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		logger.Error("http server stopped", "err", err)
+	}
+	return shutdown(srv, node, logger)
+}
+
+// shutdown stops the node in order: refuse new HTTP work and drain open
+// requests, hand off leaderships, then close Raft and Pebble. A second
+// signal exits at once.
+func shutdown(srv *httpapi.Server, node *raftnode.Node, logger *slog.Logger) error {
+	logger.Info("shutting down")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		logger.Warn("second signal: exiting now")
+		os.Exit(1)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("http shutdown", "err", err)
+	}
+	node.TransferAll(2 * time.Second)
+	if err := node.Close(); err != nil {
+		return fmt.Errorf("close node: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// joinCluster asks a member to add this node to every shard, retrying until
+// it succeeds or ctx ends: the member may still be electing leaders.
+func joinCluster(ctx context.Context, member string, self boxoffice.Node, secret []byte, logger *slog.Logger) error {
+	tok, err := httpapi.MintToken(secret, "node-join", httpapi.RoleAdmin, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(self)
+	url := "http://" + member + "/v1/cluster/members"
+	for attempt := 1; ; attempt++ {
+		req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				logger.Info("joined the cluster", "via", member)
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, msg)
+		}
+		logger.Info("join: retrying", "via", member, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,555 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"boxoffice"
+)
+
+// ExpireMax bounds the holds one Expire command sweeps.
+const ExpireMax = 10_000
+
+// applier applies the entries of one ApplyEntries call into one indexed
+// batch, which reads its own writes: a command sees every earlier command of
+// the same batch.
+type applier struct {
+	s       *Store
+	b       *pebble.Batch
+	nowMs   int64
+	applied uint64
+	index   uint64 // entry being applied
+	pos     int    // command position in the entry
+	events  map[string]*eventInfo
+}
+
+func (a *applier) applyEntry(e Entry) ([]Result, error) {
+	stamp, cmds, err := DecodeEntry(e.Data)
+	if err != nil {
+		return nil, err
+	}
+	// The clock never goes backwards, whatever a new leader's clock says.
+	a.nowMs = max(a.nowMs, stamp)
+	a.index = e.Index
+	results := make([]Result, len(cmds))
+	for i, raw := range cmds {
+		c, err := DecodeCommand(raw)
+		if err != nil {
+			return nil, fmt.Errorf("command %d: %w", i, err)
+		}
+		a.pos = i
+		res, err := a.apply(c)
+		if err != nil {
+			return nil, fmt.Errorf("command %d (type %d): %w", i, c.Type(), err)
+		}
+		results[i] = res
+	}
+	return results, nil
+}
+
+// apply runs one command. A rejection goes into Result.Err and leaves the
+// batch untouched (every check precedes every write); a returned error is a
+// storage failure or a broken invariant.
+func (a *applier) apply(c Command) (Result, error) {
+	switch c := c.(type) {
+	case *CreateEvent:
+		return a.createEvent(c)
+	case *UpdateEvent:
+		return a.updateEvent(c)
+	case *Hold:
+		return a.hold(c)
+	case *Release:
+		return a.release(c)
+	case *Purchase:
+		return a.purchase(c)
+	case *Expire:
+		return a.expire(c)
+	case *PutNode:
+		return Result{}, a.b.Set(key(tagNode, c.Node.ID), encodeNode(c.Node), nil)
+	case *RemoveNode:
+		return Result{}, a.b.Delete(key(tagNode, c.ID), nil)
+	}
+	return Result{}, fmt.Errorf("no handler for command type %d", c.Type())
+}
+
+// newID derives a hold or order id from the log: kind, shard, index and
+// position in the entry. Every replica derives the same id; the shard in it
+// lets any node route a request by id alone.
+func (a *applier) newID(kind string) string {
+	return kind + "_" + strconv.Itoa(a.s.cfg.Shard) + "." + strconv.FormatUint(a.index, 10) + "." + strconv.Itoa(a.pos)
+}
+
+func reject(code boxoffice.Code, format string, args ...any) (Result, error) {
+	return Result{Err: boxoffice.Errorf(code, format, args...)}, nil
+}
+
+// get reads a key through the batch into a copy.
+func (a *applier) get(k []byte) ([]byte, bool, error) {
+	v, closer, err := a.b.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return slices.Clone(v), true, nil
+}
+
+func (a *applier) event(id string) (*eventInfo, error) {
+	if ei := a.events[id]; ei != nil {
+		return ei, nil
+	}
+	if ei := a.s.events.get(id); ei != nil {
+		return ei, nil
+	}
+	v, ok, err := a.get(key(tagEvent, id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	ev, err := decodeEventValue(v)
+	if err != nil {
+		return nil, err
+	}
+	ei := newEventInfo(ev)
+	a.s.events.put(ei)
+	return ei, nil
+}
+
+func (a *applier) putEvent(ev *boxoffice.Event) error {
+	if a.events == nil {
+		a.events = make(map[string]*eventInfo)
+	}
+	a.events[ev.ID] = newEventInfo(ev)
+	return a.b.Set(key(tagEvent, ev.ID), encodeEventValue(ev), nil)
+}
+
+func (a *applier) createEvent(c *CreateEvent) (Result, error) {
+	ev := c.Event
+	if err := ev.Validate(); err != nil {
+		return Result{Err: err}, nil
+	}
+	if ei, err := a.event(ev.ID); err != nil {
+		return Result{}, err
+	} else if ei != nil {
+		return reject(boxoffice.CodeEventExists, "event %q exists", ev.ID)
+	}
+	if err := a.putEvent(&ev); err != nil {
+		return Result{}, err
+	}
+	return Result{Event: &ev}, nil
+}
+
+func (a *applier) updateEvent(c *UpdateEvent) (Result, error) {
+	ev := c.Event
+	if err := ev.Validate(); err != nil {
+		return Result{Err: err}, nil
+	}
+	ei, err := a.event(ev.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	if ei == nil {
+		return reject(boxoffice.CodeEventNotFound, "event %q", ev.ID)
+	}
+	old := ei.ev.Venue.Sections
+	keeps := len(ev.Venue.Sections) >= len(old) && slices.Equal(ev.Venue.Sections[:len(old)], old)
+	if !keeps {
+		taken, err := a.layoutInUse(ev.ID)
+		if err != nil {
+			return Result{}, err
+		}
+		if taken {
+			return reject(boxoffice.CodeLayoutShrink, "event %q has held or sold seats: sections may only be appended", ev.ID)
+		}
+	}
+	ev.Organiser = ei.ev.Organiser
+	if err := a.putEvent(&ev); err != nil {
+		return Result{}, err
+	}
+	return Result{Event: &ev}, nil
+}
+
+// layoutInUse reports whether any seat of the event has a record (held,
+// sold, or held by an expired hold not yet swept), or any hold of the event
+// is still indexed as active. The second matters for an expired hold whose
+// seats a later hold took and released: it has no seat record left, but the
+// sweep will still resolve its seat ids in the layout, so the layout must
+// not change under it.
+func (a *applier) layoutInUse(event string) (bool, error) {
+	for _, p := range [][]byte{prefix(tagSeat, event), prefix(tagBuyerHold, event)} {
+		it, err := a.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+		if err != nil {
+			return false, err
+		}
+		found := it.First()
+		if err := errors.Join(it.Error(), it.Close()); err != nil || found {
+			return found, err
+		}
+	}
+	return false, nil
+}
+
+func (a *applier) seat(event string, idx int) (seatRec, bool, error) {
+	v, ok, err := a.get(seatKey(event, idx))
+	if err != nil || !ok {
+		return seatRec{}, false, err
+	}
+	s, err := decodeSeat(v)
+	return s, true, err
+}
+
+// checkSeats resolves seat ids to indexes, rejecting an empty or oversized
+// list, unknown ids and duplicates.
+func checkSeats(l *boxoffice.Layout, seats []string) ([]int, error) {
+	if len(seats) == 0 {
+		return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "no seats given")
+	}
+	if len(seats) > boxoffice.SeatsPerHoldMax {
+		return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "%d seats, at most %d per hold", len(seats), boxoffice.SeatsPerHoldMax)
+	}
+	idx := make([]int, len(seats))
+	for i, id := range seats {
+		n, ok := l.Index(id)
+		if !ok {
+			return nil, boxoffice.Errorf(boxoffice.CodeSeatNotFound, "seat %q does not exist", id)
+		}
+		for _, prev := range idx[:i] {
+			if prev == n {
+				return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "seat %q given twice", id)
+			}
+		}
+		idx[i] = n
+	}
+	return idx, nil
+}
+
+// buyerSeats counts the seats a buyer holds (in unexpired holds) or bought
+// for an event: the quantity the per-buyer cap limits.
+func (a *applier) buyerSeats(event, buyer string) (int, error) {
+	n := 0
+	v, ok, err := a.get(key(tagBuyerSold, event, buyer))
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		if n, err = decodeCount(v); err != nil {
+			return 0, err
+		}
+	}
+	p := prefix(tagBuyerHold, event, buyer)
+	it, err := a.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		bh, err := decodeBuyerHold(it.Value())
+		if err != nil {
+			return 0, err
+		}
+		if bh.expiresAtMs > a.nowMs {
+			n += bh.seats
+		}
+	}
+	return n, it.Error()
+}
+
+func (a *applier) hold(c *Hold) (Result, error) {
+	if !boxoffice.ValidID(c.Buyer) {
+		return reject(boxoffice.CodeInvalidArgument, "buyer %q is not a valid id", c.Buyer)
+	}
+	ei, err := a.event(c.Event)
+	if err != nil {
+		return Result{}, err
+	}
+	if ei == nil {
+		return reject(boxoffice.CodeEventNotFound, "event %q", c.Event)
+	}
+	idx, err := checkSeats(ei.layout, c.Seats)
+	if err != nil {
+		return Result{Err: err}, nil
+	}
+	for i, n := range idx {
+		s, ok, err := a.seat(c.Event, n)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok && s.takenAt(a.nowMs) {
+			return reject(boxoffice.CodeSeatUnavailable, "seat %q is %s", c.Seats[i], s.state)
+		}
+	}
+	limit := ei.ev.Limits.MaxSeatsPerBuyer
+	have, err := a.buyerSeats(c.Event, c.Buyer)
+	if err != nil {
+		return Result{}, err
+	}
+	if have+len(idx) > limit {
+		return reject(boxoffice.CodeBuyerLimit, "buyer %q has %d seats of event %q; %d more would pass the limit of %d", c.Buyer, have, c.Event, len(idx), limit)
+	}
+	ttl := ei.ev.Limits.HoldTTLSeconds
+	if c.TTLSeconds > 0 && c.TTLSeconds < ttl {
+		ttl = c.TTLSeconds
+	}
+
+	h := &boxoffice.Hold{
+		ID:          a.newID("h"),
+		Event:       c.Event,
+		Buyer:       c.Buyer,
+		Seats:       slices.Clone(c.Seats),
+		CreatedAtMs: a.nowMs,
+		ExpiresAtMs: a.nowMs + int64(ttl)*1000,
+		State:       boxoffice.HoldActive,
+	}
+	seat := encodeSeat(seatRec{state: boxoffice.SeatHeld, owner: h.ID, expiresAtMs: h.ExpiresAtMs})
+	for _, n := range idx {
+		if err := a.b.Set(seatKey(c.Event, n), seat, nil); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := a.putActiveHold(h); err != nil {
+		return Result{}, err
+	}
+	if err := a.b.Set(key(tagHoldsBy, h.Buyer, h.ID), nil, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Hold: h}, nil
+}
+
+// putActiveHold writes an active hold and its indexes.
+func (a *applier) putActiveHold(h *boxoffice.Hold) error {
+	if err := a.b.Set(key(tagHold, h.ID), encodeHold(h), nil); err != nil {
+		return err
+	}
+	bh := encodeBuyerHold(buyerHold{expiresAtMs: h.ExpiresAtMs, seats: len(h.Seats)})
+	if err := a.b.Set(key(tagBuyerHold, h.Event, h.Buyer, h.ID), bh, nil); err != nil {
+		return err
+	}
+	return a.b.Set(expiryKey(h.ExpiresAtMs, h.ID), nil, nil)
+}
+
+// endHold writes a hold that is no longer active and drops its indexes.
+func (a *applier) endHold(h *boxoffice.Hold, state boxoffice.HoldState) error {
+	if err := a.b.Delete(key(tagBuyerHold, h.Event, h.Buyer, h.ID), nil); err != nil {
+		return err
+	}
+	if err := a.b.Delete(expiryKey(h.ExpiresAtMs, h.ID), nil); err != nil {
+		return err
+	}
+	h.State = state
+	return a.b.Set(key(tagHold, h.ID), encodeHold(h), nil)
+}
+
+func (a *applier) getHold(id string) (*boxoffice.Hold, error) {
+	v, ok, err := a.get(key(tagHold, id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeHold(v)
+}
+
+// activeHold loads a hold that the buyer may change: it exists, belongs to
+// the buyer (when one is named), is active and has not expired.
+func (a *applier) activeHold(id, buyer string) (*boxoffice.Hold, *boxoffice.Error, error) {
+	h, err := a.getHold(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case h == nil || (buyer != "" && h.Buyer != buyer):
+		// Another buyer's hold is reported as missing: ids are not secrets,
+		// but holds are private.
+		return nil, &boxoffice.Error{Code: boxoffice.CodeHoldNotFound, Detail: fmt.Sprintf("hold %q", id)}, nil
+	case h.State == boxoffice.HoldExpired || (h.State == boxoffice.HoldActive && h.ExpiresAtMs <= a.nowMs):
+		return nil, &boxoffice.Error{Code: boxoffice.CodeHoldExpired, Detail: fmt.Sprintf("hold %q expired", id)}, nil
+	case h.State != boxoffice.HoldActive:
+		return nil, &boxoffice.Error{Code: boxoffice.CodeHoldNotActive, Detail: fmt.Sprintf("hold %q is %s", id, h.State)}, nil
+	}
+	return h, nil, nil
+}
+
+// freeSeats deletes the seat records that still belong to owner.
+func (a *applier) freeSeats(event, owner string, seats []string) error {
+	ei, err := a.event(event)
+	if err != nil {
+		return err
+	}
+	if ei == nil {
+		return fmt.Errorf("event %q of %s is missing", event, owner)
+	}
+	for _, id := range seats {
+		n, ok := ei.layout.Index(id)
+		if !ok {
+			return fmt.Errorf("seat %q of %s is not in event %q", id, owner, event)
+		}
+		s, ok, err := a.seat(event, n)
+		if err != nil {
+			return err
+		}
+		if ok && s.owner == owner {
+			if err := a.b.Delete(seatKey(event, n), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *applier) release(c *Release) (Result, error) {
+	h, rej, err := a.activeHold(c.Hold, c.Buyer)
+	if err != nil || rej != nil {
+		return Result{Err: errOrNil(rej)}, err
+	}
+	free := h.Seats
+	var keep []string
+	if len(c.Seats) > 0 {
+		for i, id := range c.Seats {
+			if !slices.Contains(h.Seats, id) {
+				return reject(boxoffice.CodeInvalidArgument, "seat %q is not in hold %q", id, h.ID)
+			}
+			if slices.Contains(c.Seats[:i], id) {
+				return reject(boxoffice.CodeInvalidArgument, "seat %q given twice", id)
+			}
+		}
+		free = c.Seats
+		for _, id := range h.Seats {
+			if !slices.Contains(c.Seats, id) {
+				keep = append(keep, id)
+			}
+		}
+	}
+	if err := a.freeSeats(h.Event, h.ID, free); err != nil {
+		return Result{}, err
+	}
+	if len(keep) == 0 {
+		if err := a.endHold(h, boxoffice.HoldReleased); err != nil {
+			return Result{}, err
+		}
+		return Result{Hold: h}, nil
+	}
+	h.Seats = keep
+	if err := a.putActiveHold(h); err != nil {
+		return Result{}, err
+	}
+	return Result{Hold: h}, nil
+}
+
+func (a *applier) purchase(c *Purchase) (Result, error) {
+	h, rej, err := a.activeHold(c.Hold, c.Buyer)
+	if err != nil || rej != nil {
+		return Result{Err: errOrNil(rej)}, err
+	}
+	ei, err := a.event(h.Event)
+	if err != nil {
+		return Result{}, err
+	}
+	if ei == nil {
+		return Result{}, fmt.Errorf("event %q of hold %q is missing", h.Event, h.ID)
+	}
+	o := &boxoffice.Order{
+		ID:          a.newID("o"),
+		Event:       h.Event,
+		Hold:        h.ID,
+		Buyer:       h.Buyer,
+		Seats:       h.Seats,
+		PaymentRef:  c.PaymentRef,
+		CreatedAtMs: a.nowMs,
+		State:       boxoffice.OrderPaid,
+	}
+	sold := encodeSeat(seatRec{state: boxoffice.SeatSold, owner: o.ID})
+	for _, id := range h.Seats {
+		n, ok := ei.layout.Index(id)
+		if !ok {
+			return Result{}, fmt.Errorf("seat %q of hold %q is not in event %q", id, h.ID, h.Event)
+		}
+		s, ok, err := a.seat(h.Event, n)
+		if err != nil {
+			return Result{}, err
+		}
+		// The invariant that makes a double sale impossible: an active,
+		// unexpired hold owns each of its seats.
+		if !ok || s.state != boxoffice.SeatHeld || s.owner != h.ID {
+			panic(fmt.Sprintf("fsm: invariant broken: seat %q of active hold %q is %+v", id, h.ID, s))
+		}
+		cat, _, _ := ei.layout.Section(n)
+		price, _ := ei.ev.Category(cat.Category)
+		o.AmountCents += price.PriceCents
+		if err := a.b.Set(seatKey(h.Event, n), sold, nil); err != nil {
+			return Result{}, err
+		}
+	}
+	have, err := a.soldCount(h.Event, h.Buyer)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := a.b.Set(key(tagBuyerSold, h.Event, h.Buyer), encodeCount(have+len(h.Seats)), nil); err != nil {
+		return Result{}, err
+	}
+	h.Order = o.ID
+	if err := a.endHold(h, boxoffice.HoldPurchased); err != nil {
+		return Result{}, err
+	}
+	if err := a.b.Set(key(tagOrder, o.ID), encodeOrder(o), nil); err != nil {
+		return Result{}, err
+	}
+	if err := a.b.Set(key(tagOrdersBy, o.Buyer, o.ID), nil, nil); err != nil {
+		return Result{}, err
+	}
+	return Result{Order: o, Hold: h}, nil
+}
+
+func (a *applier) soldCount(event, buyer string) (int, error) {
+	v, ok, err := a.get(key(tagBuyerSold, event, buyer))
+	if err != nil || !ok {
+		return 0, err
+	}
+	return decodeCount(v)
+}
+
+// expire sweeps holds whose expiry is at or before now, oldest first.
+func (a *applier) expire(c *Expire) (Result, error) {
+	limit := c.Max
+	if limit <= 0 || limit > ExpireMax {
+		limit = ExpireMax
+	}
+	lower := []byte{tagExpiry}
+	upper := expiryKey(a.nowMs+1, "")
+	it, err := a.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return Result{}, err
+	}
+	var ids []string
+	for it.First(); it.Valid() && len(ids) < limit; it.Next() {
+		ids = append(ids, string(it.Key()[9:]))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return Result{}, err
+	}
+	for _, id := range ids {
+		h, err := a.getHold(id)
+		if err != nil {
+			return Result{}, err
+		}
+		if h == nil || h.State != boxoffice.HoldActive {
+			return Result{}, fmt.Errorf("expiry index names hold %q which is not active", id)
+		}
+		if err := a.freeSeats(h.Event, h.ID, h.Seats); err != nil {
+			return Result{}, err
+		}
+		if err := a.endHold(h, boxoffice.HoldExpired); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{Expired: len(ids)}, nil
+}
+
+func errOrNil(e *boxoffice.Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}

@@ -1,0 +1,314 @@
+package fsm
+
+import (
+	"fmt"
+
+	"boxoffice"
+)
+
+// Encoding of the replicated log.
+//
+// A Raft log entry carries a batch of commands that the leader coalesced:
+//
+//	entry   = entryVersion nowMs:uvarint count:uvarint { len:uvarint command }
+//	command = commandVersion type:u8 fields...
+//
+// nowMs is the leader's clock when it built the entry; every command of the
+// entry applies at now = max(previous now, nowMs). Decoding is strict: an
+// unknown version or type, a truncated field or a trailing byte is an error.
+const (
+	entryVersion   uint8 = 1
+	commandVersion uint8 = 1
+
+	// EntryCommandsMax bounds the commands of one entry.
+	EntryCommandsMax = 4096
+	// CommandBytesMax bounds one encoded command of an entry. It must hold
+	// the largest valid command: a CreateEvent with every limit of the
+	// boxoffice package at its maximum takes about 140 KiB, more than the
+	// 64 KiB one string may take.
+	CommandBytesMax = 1 << 20
+)
+
+// Type is the type byte of a command.
+type Type uint8
+
+const (
+	TypeCreateEvent Type = 1
+	TypeUpdateEvent Type = 2
+	TypeHold        Type = 3
+	TypeRelease     Type = 4
+	TypePurchase    Type = 5
+	TypeExpire      Type = 6
+	TypePutNode     Type = 7
+	TypeRemoveNode  Type = 8
+)
+
+// Command is one state change. Each concrete type below is one command.
+type Command interface {
+	Type() Type
+	encode(w *writer)
+	decode(r *reader)
+}
+
+// CreateEvent creates an event with its venue; the seats exist from then on
+// as free without being written one by one.
+type CreateEvent struct{ Event boxoffice.Event }
+
+// UpdateEvent replaces an event's descriptive fields, categories, limits and
+// venue. A venue may change freely while no seat is taken; after that, only
+// by appending sections, so that no held or sold seat changes its id.
+type UpdateEvent struct{ Event boxoffice.Event }
+
+// Hold takes all of Seats for Buyer, or none of them.
+type Hold struct {
+	Event      string
+	Buyer      string
+	Seats      []string
+	TTLSeconds int // 0: the event's default
+}
+
+// Release frees all seats of a hold (Seats empty) or some of them. Buyer, if
+// not empty, must own the hold.
+type Release struct {
+	Hold  string
+	Buyer string
+	Seats []string
+}
+
+// Purchase turns an active hold into a paid order.
+type Purchase struct {
+	Hold       string
+	Buyer      string
+	PaymentRef string
+}
+
+// Expire marks up to Max holds whose time has passed as expired and frees
+// their seats. The leader proposes it periodically so indexes stay tidy;
+// correctness never depends on it, because an expired hold's seats count as
+// free to every command.
+type Expire struct{ Max int }
+
+// PutNode records a cluster member's addresses, so that every replica can
+// route to every other.
+type PutNode struct{ Node boxoffice.Node }
+
+// RemoveNode forgets a member's addresses.
+type RemoveNode struct{ ID string }
+
+func (CreateEvent) Type() Type { return TypeCreateEvent }
+func (UpdateEvent) Type() Type { return TypeUpdateEvent }
+func (Hold) Type() Type        { return TypeHold }
+func (Release) Type() Type     { return TypeRelease }
+func (Purchase) Type() Type    { return TypePurchase }
+func (Expire) Type() Type      { return TypeExpire }
+func (PutNode) Type() Type     { return TypePutNode }
+func (RemoveNode) Type() Type  { return TypeRemoveNode }
+
+func (c *CreateEvent) encode(w *writer) { encodeEvent(w, &c.Event) }
+func (c *CreateEvent) decode(r *reader) { decodeEvent(r, &c.Event) }
+func (c *UpdateEvent) encode(w *writer) { encodeEvent(w, &c.Event) }
+func (c *UpdateEvent) decode(r *reader) { decodeEvent(r, &c.Event) }
+
+func (c *Hold) encode(w *writer) {
+	w.str(c.Event)
+	w.str(c.Buyer)
+	w.strs(c.Seats)
+	w.int(c.TTLSeconds)
+}
+
+func (c *Hold) decode(r *reader) {
+	c.Event = r.str()
+	c.Buyer = r.str()
+	c.Seats = r.strs()
+	c.TTLSeconds = r.int()
+}
+
+func (c *Release) encode(w *writer) {
+	w.str(c.Hold)
+	w.str(c.Buyer)
+	w.strs(c.Seats)
+}
+
+func (c *Release) decode(r *reader) {
+	c.Hold = r.str()
+	c.Buyer = r.str()
+	c.Seats = r.strs()
+}
+
+func (c *Purchase) encode(w *writer) {
+	w.str(c.Hold)
+	w.str(c.Buyer)
+	w.str(c.PaymentRef)
+}
+
+func (c *Purchase) decode(r *reader) {
+	c.Hold = r.str()
+	c.Buyer = r.str()
+	c.PaymentRef = r.str()
+}
+
+func (c *Expire) encode(w *writer) { w.int(c.Max) }
+func (c *Expire) decode(r *reader) { c.Max = r.int() }
+
+func (c *PutNode) encode(w *writer) {
+	w.str(c.Node.ID)
+	w.str(c.Node.RaftAddr)
+	w.str(c.Node.HTTPAddr)
+}
+
+func (c *PutNode) decode(r *reader) {
+	c.Node.ID = r.str()
+	c.Node.RaftAddr = r.str()
+	c.Node.HTTPAddr = r.str()
+}
+
+func (c *RemoveNode) encode(w *writer) { w.str(c.ID) }
+func (c *RemoveNode) decode(r *reader) { c.ID = r.str() }
+
+// newCommand returns an empty command of type t, or nil for an unknown type.
+func newCommand(t Type) Command {
+	switch t {
+	case TypeCreateEvent:
+		return &CreateEvent{}
+	case TypeUpdateEvent:
+		return &UpdateEvent{}
+	case TypeHold:
+		return &Hold{}
+	case TypeRelease:
+		return &Release{}
+	case TypePurchase:
+		return &Purchase{}
+	case TypeExpire:
+		return &Expire{}
+	case TypePutNode:
+		return &PutNode{}
+	case TypeRemoveNode:
+		return &RemoveNode{}
+	}
+	return nil
+}
+
+// AppendCommand appends the encoding of c to dst.
+func AppendCommand(dst []byte, c Command) []byte {
+	w := writer{b: dst}
+	w.u8(commandVersion)
+	w.u8(uint8(c.Type()))
+	c.encode(&w)
+	return w.b
+}
+
+// EncodeCommand returns the encoding of c.
+func EncodeCommand(c Command) []byte { return AppendCommand(nil, c) }
+
+// DecodeCommand decodes one command. It rejects an unknown version or type
+// and malformed or trailing bytes.
+func DecodeCommand(b []byte) (Command, error) {
+	r := reader{b: b}
+	if v := r.u8(); r.err == nil && v != commandVersion {
+		return nil, fmt.Errorf("decode command: unknown version %d", v)
+	}
+	t := Type(r.u8())
+	if r.err != nil {
+		return nil, fmt.Errorf("decode command: %w", r.err)
+	}
+	c := newCommand(t)
+	if c == nil {
+		return nil, fmt.Errorf("decode command: unknown type %d", t)
+	}
+	c.decode(&r)
+	if err := r.done(fmt.Sprintf("command type %d", t)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// EncodeEntry encodes already-encoded commands as one log entry stamped with
+// the leader's clock.
+func EncodeEntry(nowMs int64, cmds [][]byte) []byte {
+	n := 16
+	for _, c := range cmds {
+		n += len(c) + 3
+	}
+	w := writer{b: make([]byte, 0, n)}
+	w.u8(entryVersion)
+	w.uvarint(uint64(nowMs))
+	w.uvarint(uint64(len(cmds)))
+	for _, c := range cmds {
+		w.bytes(c)
+	}
+	return w.b
+}
+
+// DecodeEntry splits a log entry into its stamp and its encoded commands
+// (which alias b).
+func DecodeEntry(b []byte) (nowMs int64, cmds [][]byte, err error) {
+	r := reader{b: b}
+	if v := r.u8(); r.err == nil && v != entryVersion {
+		return 0, nil, fmt.Errorf("decode entry: unknown version %d", v)
+	}
+	stamp := r.uvarint()
+	if stamp > 1<<62 {
+		r.fail()
+	}
+	n := r.count(EntryCommandsMax, 1)
+	cmds = make([][]byte, n)
+	for i := range cmds {
+		cmds[i] = r.bytesMax(CommandBytesMax)
+	}
+	if err := r.done("entry"); err != nil {
+		return 0, nil, err
+	}
+	return int64(stamp), cmds, nil
+}
+
+// encodeEvent writes an event value; decodeEvent reads it. The same encoding
+// is used in commands and in the store.
+func encodeEvent(w *writer, e *boxoffice.Event) {
+	w.str(e.ID)
+	w.str(e.Name)
+	w.str(e.Type)
+	w.str(e.Location)
+	w.varint(e.StartsAtMs)
+	w.str(e.Organiser)
+	w.uvarint(uint64(len(e.Categories)))
+	for _, c := range e.Categories {
+		w.str(c.ID)
+		w.str(c.Name)
+		w.varint(c.PriceCents)
+	}
+	w.uvarint(uint64(len(e.Venue.Sections)))
+	for _, s := range e.Venue.Sections {
+		w.str(s.ID)
+		w.str(s.Category)
+		w.int(s.Rows)
+		w.int(s.SeatsPerRow)
+	}
+	w.int(e.Limits.MaxSeatsPerBuyer)
+	w.int(e.Limits.HoldTTLSeconds)
+}
+
+func decodeEvent(r *reader, e *boxoffice.Event) {
+	e.ID = r.str()
+	e.Name = r.str()
+	e.Type = r.str()
+	e.Location = r.str()
+	e.StartsAtMs = r.varint()
+	e.Organiser = r.str()
+	e.Categories = make([]boxoffice.Category, r.count(boxoffice.CategoriesMax, 3))
+	for i := range e.Categories {
+		c := &e.Categories[i]
+		c.ID = r.str()
+		c.Name = r.str()
+		c.PriceCents = r.varint()
+	}
+	e.Venue.Sections = make([]boxoffice.Section, r.count(boxoffice.SectionsMax, 4))
+	for i := range e.Venue.Sections {
+		s := &e.Venue.Sections[i]
+		s.ID = r.str()
+		s.Category = r.str()
+		s.Rows = r.int()
+		s.SeatsPerRow = r.int()
+	}
+	e.Limits.MaxSeatsPerBuyer = r.int()
+	e.Limits.HoldTTLSeconds = r.int()
+}

@@ -1,0 +1,84 @@
+package fsm
+
+import "encoding/binary"
+
+// Pebble key layout. Every key starts with a one-byte table tag; the parts
+// after it are separated by 0x00, which no identifier may contain. One
+// event's seats are one contiguous range.
+//
+//	m applied                          → applied index u64 BE, nowMs u64 BE
+//	e <event>                          → event
+//	s <event> 0 <seat index u32 BE>    → seat record (only taken seats; absent = free)
+//	h <hold>                           → hold
+//	o <order>                          → order
+//	b <event> 0 <buyer> 0 <hold>       → active hold of a buyer: expiresAtMs, seats
+//	c <event> 0 <buyer>                → seats a buyer bought for the event
+//	x <expiresAtMs u64 BE> <hold>      → active hold, by expiry time
+//	H <buyer> 0 <hold>                 → every hold of a buyer
+//	O <buyer> 0 <order>                → every order of a buyer
+//	n <node>                           → cluster member
+const (
+	tagMeta       = 'm'
+	tagEvent      = 'e'
+	tagSeat       = 's'
+	tagHold       = 'h'
+	tagOrder      = 'o'
+	tagBuyerHold  = 'b'
+	tagBuyerSold  = 'c'
+	tagExpiry     = 'x'
+	tagHoldsBy    = 'H'
+	tagOrdersBy   = 'O'
+	tagNode       = 'n'
+	keyAppliedStr = "mapplied"
+)
+
+var keyApplied = []byte(keyAppliedStr)
+
+func key(tag byte, parts ...string) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := make([]byte, 0, n)
+	k = append(k, tag)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+// prefix is key(tag, parts...) followed by the separator, so that it bounds
+// exactly the keys that extend parts.
+func prefix(tag byte, parts ...string) []byte { return append(key(tag, parts...), 0) }
+
+func seatKey(event string, idx int) []byte {
+	k := make([]byte, 0, len(event)+6)
+	k = append(k, tagSeat)
+	k = append(k, event...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(idx))
+}
+
+func seatIndexOf(k []byte) int { return int(binary.BigEndian.Uint32(k[len(k)-4:])) }
+
+func expiryKey(expiresAtMs int64, hold string) []byte {
+	k := make([]byte, 0, 9+len(hold))
+	k = append(k, tagExpiry)
+	k = binary.BigEndian.AppendUint64(k, uint64(expiresAtMs))
+	return append(k, hold...)
+}
+
+// upperBound is the smallest key greater than every key with prefix p.
+func upperBound(p []byte) []byte {
+	u := append([]byte(nil), p...)
+	for i := len(u) - 1; i >= 0; i-- {
+		if u[i] < 0xff {
+			u[i]++
+			return u[:i+1]
+		}
+	}
+	return nil
+}

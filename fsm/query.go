@@ -1,0 +1,313 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"boxoffice"
+)
+
+// Queries over local state. They read Pebble as it is now (a follower may lag
+// the leader); callers that need linearizable reads wait for the applied
+// index first. A held seat whose hold has expired reads as free, judged by
+// the state machine's clock.
+
+// Event returns an event, or ErrEventNotFound.
+func (s *Store) Event(id string) (*boxoffice.Event, error) {
+	ei, err := s.eventInfo(id)
+	if err != nil {
+		return nil, err
+	}
+	ev := *ei.ev
+	return &ev, nil
+}
+
+// Layout returns an event's seat layout, or ErrEventNotFound.
+func (s *Store) Layout(id string) (*boxoffice.Layout, error) {
+	ei, err := s.eventInfo(id)
+	if err != nil {
+		return nil, err
+	}
+	return ei.layout, nil
+}
+
+func (s *Store) eventInfo(id string) (*eventInfo, error) {
+	if ei := s.events.get(id); ei != nil {
+		return ei, nil
+	}
+	v, ok, err := s.get(key(tagEvent, id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, boxoffice.Errorf(boxoffice.CodeEventNotFound, "event %q", id)
+	}
+	ev, err := decodeEventValue(v)
+	if err != nil {
+		return nil, err
+	}
+	ei := newEventInfo(ev)
+	s.events.put(ei)
+	return ei, nil
+}
+
+// Events lists events in id order, starting after the id `after`, at most limit.
+func (s *Store) Events(after string, limit int) ([]*boxoffice.Event, error) {
+	var out []*boxoffice.Event
+	lower := []byte{tagEvent}
+	if after != "" {
+		lower = append(key(tagEvent, after), 0)
+	}
+	err := s.scan(lower, []byte{tagEvent + 1}, func(k, v []byte) (bool, error) {
+		ev, err := decodeEventValue(v)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, ev)
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
+// SeatFilter selects seats of an event. Zero values select all.
+type SeatFilter struct {
+	Section  string
+	Category string
+	State    *boxoffice.SeatState
+}
+
+// Seats returns the event's seats that pass the filter, in layout order.
+func (s *Store) Seats(event string, f SeatFilter) ([]boxoffice.Seat, error) {
+	ei, err := s.eventInfo(event)
+	if err != nil {
+		return nil, err
+	}
+	first, n := 0, ei.layout.Capacity()
+	if f.Section != "" {
+		var ok bool
+		if first, n, ok = ei.layout.SectionRange(f.Section); !ok {
+			return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "event %q has no section %q", event, f.Section)
+		}
+	}
+	taken, err := s.takenSeats(event, first, first+n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]boxoffice.Seat, 0, min(n, 1024))
+	ti := 0
+	for idx := first; idx < first+n; idx++ {
+		sec, _, _ := ei.layout.Section(idx)
+		if f.Category != "" && sec.Category != f.Category {
+			continue
+		}
+		seat := boxoffice.Seat{Category: sec.Category, State: boxoffice.SeatFree}
+		for ti < len(taken) && taken[ti].idx < idx {
+			ti++
+		}
+		if ti < len(taken) && taken[ti].idx == idx {
+			seat.State = taken[ti].state
+			if seat.State == boxoffice.SeatHeld {
+				seat.Hold = taken[ti].owner
+			} else {
+				seat.Order = taken[ti].owner
+			}
+		}
+		if f.State != nil && seat.State != *f.State {
+			continue
+		}
+		seat.ID = ei.layout.ID(idx)
+		out = append(out, seat)
+	}
+	return out, nil
+}
+
+type takenSeat struct {
+	idx   int
+	state boxoffice.SeatState
+	owner string
+}
+
+// takenSeats returns the seats in [from, to) that are sold or held by an
+// unexpired hold, in index order.
+func (s *Store) takenSeats(event string, from, to int) ([]takenSeat, error) {
+	now := s.NowMs()
+	var out []takenSeat
+	err := s.scan(seatKey(event, from), seatKey(event, to), func(k, v []byte) (bool, error) {
+		rec, err := decodeSeat(v)
+		if err != nil {
+			return false, err
+		}
+		if rec.takenAt(now) {
+			out = append(out, takenSeat{idx: seatIndexOf(k), state: rec.state, owner: rec.owner})
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+// Counts returns, per category in the event's order, its capacity and how
+// many seats are free, held and sold.
+func (s *Store) Counts(event string) ([]boxoffice.CategoryCount, error) {
+	ei, err := s.eventInfo(event)
+	if err != nil {
+		return nil, err
+	}
+	counts := make([]boxoffice.CategoryCount, len(ei.ev.Categories))
+	pos := make(map[string]int, len(counts))
+	for i, c := range ei.ev.Categories {
+		counts[i].Category = c.ID
+		pos[c.ID] = i
+	}
+	for _, sec := range ei.layout.Sections {
+		counts[pos[sec.Category]].Capacity += sec.Rows * sec.SeatsPerRow
+	}
+	taken, err := s.takenSeats(event, 0, ei.layout.Capacity())
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range taken {
+		sec, _, _ := ei.layout.Section(t.idx)
+		c := &counts[pos[sec.Category]]
+		if t.state == boxoffice.SeatSold {
+			c.Sold++
+		} else {
+			c.Held++
+		}
+	}
+	for i := range counts {
+		counts[i].Free = counts[i].Capacity - counts[i].Held - counts[i].Sold
+	}
+	return counts, nil
+}
+
+// Hold returns a hold, or ErrHoldNotFound. A hold past its expiry that the
+// sweep has not reached yet reads as expired.
+func (s *Store) Hold(id string) (*boxoffice.Hold, error) {
+	v, ok, err := s.get(key(tagHold, id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, boxoffice.Errorf(boxoffice.CodeHoldNotFound, "hold %q", id)
+	}
+	h, err := decodeHold(v)
+	if err != nil {
+		return nil, err
+	}
+	if h.State == boxoffice.HoldActive && h.ExpiresAtMs <= s.NowMs() {
+		h.State = boxoffice.HoldExpired
+	}
+	return h, nil
+}
+
+// Order returns an order, or ErrOrderNotFound.
+func (s *Store) Order(id string) (*boxoffice.Order, error) {
+	v, ok, err := s.get(key(tagOrder, id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, boxoffice.Errorf(boxoffice.CodeOrderNotFound, "order %q", id)
+	}
+	return decodeOrder(v)
+}
+
+// HoldsOf lists the ids of a buyer's holds in this shard, in id order.
+func (s *Store) HoldsOf(buyer string) ([]string, error) { return s.idsUnder(tagHoldsBy, buyer) }
+
+// OrdersOf lists the ids of a buyer's orders in this shard, in id order.
+func (s *Store) OrdersOf(buyer string) ([]string, error) { return s.idsUnder(tagOrdersBy, buyer) }
+
+func (s *Store) idsUnder(tag byte, buyer string) ([]string, error) {
+	p := prefix(tag, buyer)
+	var ids []string
+	err := s.scan(p, upperBound(p), func(k, _ []byte) (bool, error) {
+		ids = append(ids, string(k[len(p):]))
+		return true, nil
+	})
+	return ids, err
+}
+
+// Nodes lists the cluster members this shard knows, in id order.
+func (s *Store) Nodes() ([]boxoffice.Node, error) {
+	var out []boxoffice.Node
+	err := s.scan([]byte{tagNode}, []byte{tagNode + 1}, func(_, v []byte) (bool, error) {
+		n, err := decodeNode(v)
+		out = append(out, n)
+		return err == nil, err
+	})
+	return out, err
+}
+
+// Node returns one member's addresses.
+func (s *Store) Node(id string) (boxoffice.Node, bool, error) {
+	v, ok, err := s.get(key(tagNode, id))
+	if err != nil || !ok {
+		return boxoffice.Node{}, false, err
+	}
+	n, err := decodeNode(v)
+	return n, err == nil, err
+}
+
+func (s *Store) get(k []byte) ([]byte, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %q: %w", k, err)
+	}
+	defer closer.Close()
+	return slices.Clone(v), true, nil
+}
+
+// scan calls fn for each key in [lower, upper) until fn returns false.
+func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		more, err := fn(it.Key(), v)
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// Hash is a digest of every key and value in the store, the applied index
+// among them: two replicas that applied the same log have the same hash.
+func (s *Store) Hash() ([32]byte, error) {
+	h := sha256.New()
+	var lens [16]byte
+	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
+		binary.BigEndian.PutUint64(lens[:], uint64(len(k)))
+		binary.BigEndian.PutUint64(lens[8:], uint64(len(v)))
+		h.Write(lens[:])
+		h.Write(k)
+		h.Write(v)
+		return true, nil
+	})
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, err
+}

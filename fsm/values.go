@@ -1,0 +1,175 @@
+package fsm
+
+import (
+	"fmt"
+
+	"boxoffice"
+)
+
+// Values stored in Pebble. Each starts with a format version byte so that a
+// later release can read what an earlier one wrote.
+const valueVersion uint8 = 1
+
+// seatRec is a taken seat. A seat with no record is free.
+type seatRec struct {
+	state       boxoffice.SeatState // SeatHeld or SeatSold
+	owner       string              // hold id or order id
+	expiresAtMs int64               // for a held seat: its hold's expiry
+}
+
+// takenAt reports whether the seat is still taken at now: sold, or held by a
+// hold that has not expired.
+func (s seatRec) takenAt(nowMs int64) bool {
+	return s.state == boxoffice.SeatSold || (s.state == boxoffice.SeatHeld && s.expiresAtMs > nowMs)
+}
+
+func encodeSeat(s seatRec) []byte {
+	w := writer{b: make([]byte, 0, 8+len(s.owner))}
+	w.u8(valueVersion)
+	w.u8(uint8(s.state))
+	w.str(s.owner)
+	w.varint(s.expiresAtMs)
+	return w.b
+}
+
+func decodeSeat(b []byte) (seatRec, error) {
+	r := reader{b: b}
+	var s seatRec
+	if v := r.u8(); v != valueVersion {
+		return s, fmt.Errorf("seat value version %d: %w", v, errMalformed)
+	}
+	s.state = boxoffice.SeatState(r.u8())
+	s.owner = r.str()
+	s.expiresAtMs = r.varint()
+	return s, r.done("seat")
+}
+
+func encodeHold(h *boxoffice.Hold) []byte {
+	w := writer{b: make([]byte, 0, 64)}
+	w.u8(valueVersion)
+	w.str(h.ID)
+	w.str(h.Event)
+	w.str(h.Buyer)
+	w.strs(h.Seats)
+	w.varint(h.CreatedAtMs)
+	w.varint(h.ExpiresAtMs)
+	w.u8(uint8(h.State))
+	w.str(h.Order)
+	return w.b
+}
+
+func decodeHold(b []byte) (*boxoffice.Hold, error) {
+	r := reader{b: b}
+	if v := r.u8(); v != valueVersion {
+		return nil, fmt.Errorf("hold value version %d: %w", v, errMalformed)
+	}
+	h := &boxoffice.Hold{}
+	h.ID = r.str()
+	h.Event = r.str()
+	h.Buyer = r.str()
+	h.Seats = r.strs()
+	h.CreatedAtMs = r.varint()
+	h.ExpiresAtMs = r.varint()
+	h.State = boxoffice.HoldState(r.u8())
+	h.Order = r.str()
+	return h, r.done("hold")
+}
+
+func encodeOrder(o *boxoffice.Order) []byte {
+	w := writer{b: make([]byte, 0, 64)}
+	w.u8(valueVersion)
+	w.str(o.ID)
+	w.str(o.Event)
+	w.str(o.Hold)
+	w.str(o.Buyer)
+	w.strs(o.Seats)
+	w.varint(o.AmountCents)
+	w.str(o.PaymentRef)
+	w.varint(o.CreatedAtMs)
+	w.u8(uint8(o.State))
+	return w.b
+}
+
+func decodeOrder(b []byte) (*boxoffice.Order, error) {
+	r := reader{b: b}
+	if v := r.u8(); v != valueVersion {
+		return nil, fmt.Errorf("order value version %d: %w", v, errMalformed)
+	}
+	o := &boxoffice.Order{}
+	o.ID = r.str()
+	o.Event = r.str()
+	o.Hold = r.str()
+	o.Buyer = r.str()
+	o.Seats = r.strs()
+	o.AmountCents = r.varint()
+	o.PaymentRef = r.str()
+	o.CreatedAtMs = r.varint()
+	o.State = boxoffice.OrderState(r.u8())
+	return o, r.done("order")
+}
+
+func encodeEventValue(e *boxoffice.Event) []byte {
+	w := writer{b: make([]byte, 0, 128)}
+	w.u8(valueVersion)
+	encodeEvent(&w, e)
+	return w.b
+}
+
+func decodeEventValue(b []byte) (*boxoffice.Event, error) {
+	r := reader{b: b}
+	if v := r.u8(); v != valueVersion {
+		return nil, fmt.Errorf("event value version %d: %w", v, errMalformed)
+	}
+	e := &boxoffice.Event{}
+	decodeEvent(&r, e)
+	return e, r.done("event")
+}
+
+// buyerHold is the value of a buyer's active-hold index entry.
+type buyerHold struct {
+	expiresAtMs int64
+	seats       int
+}
+
+func encodeBuyerHold(v buyerHold) []byte {
+	w := writer{b: make([]byte, 0, 12)}
+	w.varint(v.expiresAtMs)
+	w.int(v.seats)
+	return w.b
+}
+
+func decodeBuyerHold(b []byte) (buyerHold, error) {
+	r := reader{b: b}
+	v := buyerHold{expiresAtMs: r.varint(), seats: r.int()}
+	return v, r.done("buyer hold")
+}
+
+func encodeCount(n int) []byte {
+	w := writer{}
+	w.int(n)
+	return w.b
+}
+
+func decodeCount(b []byte) (int, error) {
+	r := reader{b: b}
+	n := r.int()
+	return n, r.done("count")
+}
+
+func encodeNode(n boxoffice.Node) []byte {
+	w := writer{}
+	w.u8(valueVersion)
+	w.str(n.ID)
+	w.str(n.RaftAddr)
+	w.str(n.HTTPAddr)
+	return w.b
+}
+
+func decodeNode(b []byte) (boxoffice.Node, error) {
+	r := reader{b: b}
+	if v := r.u8(); v != valueVersion {
+		return boxoffice.Node{}, fmt.Errorf("node value version %d: %w", v, errMalformed)
+	}
+	n := boxoffice.Node{ID: r.str(), RaftAddr: r.str(), HTTPAddr: r.str()}
+	return n, r.done("node")
+}

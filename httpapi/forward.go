@@ -1,0 +1,92 @@
+package httpapi
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"boxoffice"
+)
+
+// Headers between nodes.
+const (
+	// headerForwarded marks a request a node forwarded to a leader; the
+	// leader never forwards it again.
+	headerForwarded = "X-Boxoffice-Forwarded-By"
+	// headerNotLeader marks an answer that means "nothing was done, I am
+	// not the leader": the forwarding node may try again elsewhere.
+	headerNotLeader = "X-Boxoffice-Not-Leader"
+)
+
+func forwarded(ctx *fasthttp.RequestCtx) bool {
+	return len(ctx.Request.Header.Peek(headerForwarded)) > 0
+}
+
+// forwarder relays requests to other nodes over pooled keep-alive
+// connections, one pool per node.
+type forwarder struct {
+	self     string
+	connsMax int
+	timeout  time.Duration
+
+	mu      sync.Mutex
+	clients map[string]*fasthttp.HostClient
+}
+
+func newForwarder(self string, connsMax int, timeout time.Duration) *forwarder {
+	return &forwarder{self: self, connsMax: connsMax, timeout: timeout, clients: make(map[string]*fasthttp.HostClient)}
+}
+
+func (f *forwarder) client(addr string) *fasthttp.HostClient {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.clients[addr]
+	if c == nil {
+		c = &fasthttp.HostClient{
+			Addr:                          addr,
+			MaxConns:                      f.connsMax,
+			MaxIdleConnDuration:           time.Minute,
+			ReadTimeout:                   f.timeout,
+			WriteTimeout:                  f.timeout,
+			DisableHeaderNamesNormalizing: true,
+			DisablePathNormalizing:        true,
+			// Never retry on its own: a write must not be sent twice.
+			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		}
+		f.clients[addr] = c
+	}
+	return c
+}
+
+// forward sends ctx's request to addr and, unless the answer says the target
+// was not the leader, copies the answer into ctx. retry is true when nothing
+// was done there and the caller may try again: the target was not the
+// leader, or the connection could not be made. A failure after the request
+// was sent has an unknown outcome: it is answered 503 unavailable, not
+// retried.
+func (f *forwarder) forward(ctx *fasthttp.RequestCtx, addr string) (retry bool, err error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	ctx.Request.CopyTo(req)
+	req.Header.Set(headerForwarded, f.self)
+	req.SetHost(addr)
+	err = f.client(addr).DoTimeout(req, resp, f.timeout)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, fasthttp.ErrNoFreeConns) {
+			return true, err
+		}
+		writeProblem(ctx, boxoffice.CodeUnavailable, "the leader did not answer; the outcome of this write is unknown")
+		return false, nil
+	}
+	if len(resp.Header.Peek(headerNotLeader)) > 0 {
+		return true, nil
+	}
+	resp.CopyTo(&ctx.Response)
+	return false, nil
+}

@@ -1,0 +1,157 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"boxoffice"
+)
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, fmt.Errorf("encode answer: %w", err))
+		return
+	}
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetStatusCode(status)
+	ctx.SetBody(b)
+}
+
+// readJSON decodes the request body strictly into v: one JSON value of the
+// expected shape, no unknown fields, nothing after it.
+func readJSON(ctx *fasthttp.RequestCtx, v any) error {
+	body := ctx.PostBody()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "a JSON body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "malformed JSON body: %s", jsonErr(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "malformed JSON body: data after the JSON value")
+	}
+	return nil
+}
+
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+func rfc3339(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+}
+
+// Wire shapes. They are the contract of DESIGN.md's "Core shapes".
+
+type eventJSON struct {
+	ID         string               `json:"id"`
+	Name       string               `json:"name"`
+	Type       string               `json:"type,omitempty"`
+	StartsAt   string               `json:"startsAt,omitempty"`
+	Location   string               `json:"location,omitempty"`
+	Organiser  string               `json:"organiser,omitempty"`
+	Categories []boxoffice.Category `json:"categories"`
+	Venue      boxoffice.Venue      `json:"venue"`
+	Limits     *boxoffice.Limits    `json:"limits,omitempty"`
+	Capacity   int                  `json:"capacity,omitempty"`
+	// Availability is per category, on reads.
+	Availability []boxoffice.CategoryCount `json:"availability,omitempty"`
+}
+
+func (j *eventJSON) toEvent() (boxoffice.Event, error) {
+	e := boxoffice.Event{
+		ID: j.ID, Name: j.Name, Type: j.Type, Location: j.Location,
+		Categories: j.Categories, Venue: j.Venue,
+		Limits: boxoffice.Limits{MaxSeatsPerBuyer: boxoffice.DefaultSeatsPerBuyer, HoldTTLSeconds: boxoffice.DefaultHoldTTL},
+	}
+	if j.Limits != nil {
+		if j.Limits.MaxSeatsPerBuyer != 0 {
+			e.Limits.MaxSeatsPerBuyer = j.Limits.MaxSeatsPerBuyer
+		}
+		if j.Limits.HoldTTLSeconds != 0 {
+			e.Limits.HoldTTLSeconds = j.Limits.HoldTTLSeconds
+		}
+	}
+	if j.StartsAt != "" {
+		t, err := time.Parse(time.RFC3339, j.StartsAt)
+		if err != nil {
+			return e, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "startsAt %q is not an RFC 3339 time", j.StartsAt)
+		}
+		e.StartsAtMs = t.UnixMilli()
+	}
+	return e, e.Validate()
+}
+
+func eventOut(e *boxoffice.Event) eventJSON {
+	l := e.Limits
+	return eventJSON{
+		ID: e.ID, Name: e.Name, Type: e.Type, Location: e.Location, Organiser: e.Organiser,
+		StartsAt: rfc3339(e.StartsAtMs), Categories: e.Categories, Venue: e.Venue, Limits: &l,
+		Capacity: e.Venue.Capacity(),
+	}
+}
+
+type seatJSON struct {
+	ID       string `json:"id"`
+	Category string `json:"category"`
+	State    string `json:"state"`
+}
+
+type holdJSON struct {
+	ID        string   `json:"id"`
+	Event     string   `json:"event"`
+	Buyer     string   `json:"buyer"`
+	Seats     []string `json:"seats"`
+	CreatedAt string   `json:"createdAt"`
+	ExpiresAt string   `json:"expiresAt"`
+	State     string   `json:"state"`
+	Order     string   `json:"order,omitempty"`
+}
+
+func holdOut(h *boxoffice.Hold) holdJSON {
+	return holdJSON{
+		ID: h.ID, Event: h.Event, Buyer: h.Buyer, Seats: h.Seats,
+		CreatedAt: rfc3339(h.CreatedAtMs), ExpiresAt: rfc3339(h.ExpiresAtMs),
+		State: h.State.String(), Order: h.Order,
+	}
+}
+
+type orderJSON struct {
+	ID          string   `json:"id"`
+	Event       string   `json:"event"`
+	Hold        string   `json:"hold"`
+	Buyer       string   `json:"buyer"`
+	Seats       []string `json:"seats"`
+	AmountCents int64    `json:"amountCents"`
+	PaymentRef  string   `json:"paymentRef,omitempty"`
+	CreatedAt   string   `json:"createdAt"`
+	State       string   `json:"state"`
+}
+
+func orderOut(o *boxoffice.Order) orderJSON {
+	return orderJSON{
+		ID: o.ID, Event: o.Event, Hold: o.Hold, Buyer: o.Buyer, Seats: o.Seats,
+		AmountCents: o.AmountCents, PaymentRef: o.PaymentRef, CreatedAt: rfc3339(o.CreatedAtMs),
+		State: o.State.String(),
+	}
+}

@@ -1,0 +1,283 @@
+// Package httpapi is the HTTP front end of a node (fasthttp): routes, JSON,
+// auth, problem+json errors, and forwarding of writes to the shard leader.
+//
+// Any node answers any request. Reads are served from local state; a write
+// is proposed by the shard's leader, so a follower forwards it (pooled
+// connections, not a redirect) and relays the answer.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"boxoffice"
+	"boxoffice/fsm"
+	"boxoffice/raftnode"
+)
+
+// Node is what the HTTP layer needs of a cluster node. *raftnode.Node
+// implements it.
+type Node interface {
+	ID() string
+	Self() boxoffice.Node
+	ShardCount() int
+	ShardOfEvent(eventID string) int
+	ShardOfID(id string) (int, bool)
+	IsLeader(shard int) bool
+	LeaderNode(shard int) (boxoffice.Node, bool)
+	Propose(ctx context.Context, shard int, c fsm.Command) (fsm.Result, error)
+	ReadBarrier(ctx context.Context, shard int) error
+	Store(shard int) *fsm.Store
+	AddMember(ctx context.Context, shard int, m boxoffice.Node) error
+	RemoveMember(ctx context.Context, shard int, id string) error
+	TransferLeadership(shard int, to string) error
+	Members() ([]boxoffice.Node, error)
+	Status() []raftnode.Status
+}
+
+var _ Node = (*raftnode.Node)(nil)
+
+// Config configures the HTTP server.
+type Config struct {
+	// AuthSecret signs and verifies HS256 bearer tokens.
+	AuthSecret []byte
+	// BodyBytesMax bounds a request body.
+	BodyBytesMax int
+	// WriteTimeout bounds a write: the wait for a leader, the forward, the
+	// proposal and its commit.
+	WriteTimeout time.Duration
+	// LeaderWait bounds the wait for a shard leader during an election
+	// before answering 503 no_leader.
+	LeaderWait time.Duration
+	// ForwardConnsMax bounds pooled connections to each other node.
+	ForwardConnsMax int
+	Logger          *slog.Logger
+}
+
+// DefaultConfig returns defaults for everything but AuthSecret.
+func DefaultConfig() Config {
+	return Config{
+		BodyBytesMax:    1 << 20,
+		WriteTimeout:    10 * time.Second,
+		LeaderWait:      2 * time.Second,
+		ForwardConnsMax: 512,
+	}
+}
+
+// Validate lists every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.AuthSecret) < 16 {
+		errs = append(errs, errors.New("httpapi: AuthSecret must be at least 16 bytes"))
+	}
+	if c.BodyBytesMax < 1<<10 || c.BodyBytesMax > 64<<20 {
+		errs = append(errs, fmt.Errorf("httpapi: BodyBytesMax %d out of range 1KiB..64MiB", c.BodyBytesMax))
+	}
+	if c.WriteTimeout <= 0 || c.LeaderWait <= 0 || c.LeaderWait > c.WriteTimeout {
+		errs = append(errs, errors.New("httpapi: WriteTimeout and LeaderWait must be positive, LeaderWait ≤ WriteTimeout"))
+	}
+	if c.ForwardConnsMax < 1 {
+		errs = append(errs, errors.New("httpapi: ForwardConnsMax must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server serves the API of one node.
+type Server struct {
+	node Node
+	cfg  Config
+	log  *slog.Logger
+	fwd  *forwarder
+	srv  *fasthttp.Server
+}
+
+// New builds a server for node.
+func New(node Node, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{node: node, cfg: cfg, log: cfg.Logger}
+	s.fwd = newForwarder(node.ID(), cfg.ForwardConnsMax, cfg.WriteTimeout)
+	s.srv = &fasthttp.Server{
+		Handler:                       s.Handle,
+		Name:                          "boxoffice",
+		MaxRequestBodySize:            cfg.BodyBytesMax,
+		ReadTimeout:                   30 * time.Second,
+		WriteTimeout:                  30 * time.Second,
+		IdleTimeout:                   2 * time.Minute,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultServerHeader:         false,
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				writeProblem(ctx, boxoffice.CodeBodyTooLarge, fmt.Sprintf("request body larger than %d bytes", cfg.BodyBytesMax))
+				return
+			}
+			writeProblem(ctx, boxoffice.CodeInvalidArgument, "malformed HTTP request")
+		},
+	}
+	return s, nil
+}
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for open requests.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+
+// Handle routes one request.
+func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.Path())
+	method := string(ctx.Method())
+	ctx.Response.Header.Set("X-Boxoffice-Node", s.node.ID())
+	switch {
+	case path == "/healthz":
+		s.healthz(ctx)
+		return
+	case path == "/readyz":
+		s.readyz(ctx)
+		return
+	case !strings.HasPrefix(path, "/v1/"):
+		writeProblem(ctx, boxoffice.CodeNotFound, "no route "+path)
+		return
+	}
+	parts := strings.Split(strings.TrimSuffix(path[len("/v1/"):], "/"), "/")
+	route, ok := s.route(method, parts)
+	if !ok {
+		writeProblem(ctx, boxoffice.CodeNotFound, "no route "+method+" "+path)
+		return
+	}
+	route(ctx)
+}
+
+type handler func(ctx *fasthttp.RequestCtx)
+
+// route picks the handler of a method and path (split after /v1/).
+func (s *Server) route(method string, p []string) (handler, bool) {
+	arg := func(i int) string { return p[i] }
+	is := func(m string, n int, lits ...string) bool {
+		if method != m || len(p) != n {
+			return false
+		}
+		for i, l := range lits {
+			if l != "*" && p[i] != l {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case is("GET", 1, "events"):
+		return s.listEvents, true
+	case is("POST", 1, "events"):
+		return s.createEvent, true
+	case is("GET", 2, "events"):
+		return func(c *fasthttp.RequestCtx) { s.getEvent(c, arg(1)) }, true
+	case is("PATCH", 2, "events"):
+		return func(c *fasthttp.RequestCtx) { s.updateEvent(c, arg(1)) }, true
+	case is("GET", 3, "events", "*", "seats"):
+		return func(c *fasthttp.RequestCtx) { s.seats(c, arg(1)) }, true
+	case is("POST", 3, "events", "*", "holds"):
+		return func(c *fasthttp.RequestCtx) { s.hold(c, arg(1)) }, true
+	case is("GET", 2, "holds"):
+		return func(c *fasthttp.RequestCtx) { s.getHold(c, arg(1)) }, true
+	case is("DELETE", 2, "holds"):
+		return func(c *fasthttp.RequestCtx) { s.release(c, arg(1)) }, true
+	case is("POST", 3, "holds", "*", "purchase"):
+		return func(c *fasthttp.RequestCtx) { s.purchase(c, arg(1)) }, true
+	case is("GET", 2, "orders"):
+		return func(c *fasthttp.RequestCtx) { s.getOrder(c, arg(1)) }, true
+	case is("GET", 1, "cluster"):
+		return s.clusterStatus, true
+	case is("POST", 2, "cluster", "members"):
+		return s.addMember, true
+	case is("DELETE", 3, "cluster", "members"):
+		return func(c *fasthttp.RequestCtx) { s.removeMember(c, arg(2)) }, true
+	case is("POST", 2, "cluster", "transfer-leadership"):
+		return s.transferLeadership, true
+	}
+	return nil, false
+}
+
+func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
+	writeJSON(ctx, 200, map[string]string{"status": "ok", "node": s.node.ID()})
+}
+
+// readyz is 200 once every shard has a leader this node knows how to reach.
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	for i := 0; i < s.node.ShardCount(); i++ {
+		if _, ok := s.node.LeaderNode(i); !ok {
+			writeProblem(ctx, boxoffice.CodeNoLeader, "shard "+strconv.Itoa(i)+" has no known leader")
+			return
+		}
+	}
+	writeJSON(ctx, 200, map[string]string{"status": "ready", "node": s.node.ID()})
+}
+
+// setIndex stamps the answer with the shard's applied index.
+func (s *Server) setIndex(ctx *fasthttp.RequestCtx, shard int) {
+	ctx.Response.Header.Set("X-Boxoffice-Index", strconv.FormatUint(s.node.Store(shard).AppliedIndex(), 10))
+}
+
+// write runs fn on the shard's leader: here if this node leads it, else by
+// forwarding the request there. During an election it waits up to
+// LeaderWait for a leader, then answers 503 no_leader.
+func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Context) error) {
+	deadline := time.Now().Add(s.cfg.LeaderWait)
+	for {
+		if s.node.IsLeader(shard) {
+			cctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+			err := fn(cctx)
+			cancel()
+			if err != nil && boxoffice.CodeOf(err) == boxoffice.CodeNotLeader && time.Now().Before(deadline) {
+				// Lost leadership before proposing: nothing was appended,
+				// so trying again at the new leader is safe.
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				writeError(ctx, err)
+			}
+			return
+		}
+		if forwarded(ctx) {
+			// One hop only: the node that forwarded to us retries with
+			// fresher knowledge of the leader.
+			writeProblem(ctx, boxoffice.CodeNotLeader, fmt.Sprintf("node %s does not lead shard %d", s.node.ID(), shard))
+			return
+		}
+		if leader, ok := s.node.LeaderNode(shard); ok && leader.ID != s.node.ID() {
+			retry, err := s.fwd.forward(ctx, leader.HTTPAddr)
+			if err == nil && !retry {
+				return
+			}
+			if err != nil {
+				s.log.Debug("forward failed", "shard", shard, "leader", leader.ID, "err", err)
+			}
+		}
+		if time.Now().After(deadline) {
+			writeProblem(ctx, boxoffice.CodeNoLeader, fmt.Sprintf("shard %d has no reachable leader; retry", shard))
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// propose proposes c and turns a rejection into an error.
+func (s *Server) propose(cctx context.Context, shard int, c fsm.Command) (fsm.Result, error) {
+	res, err := s.node.Propose(cctx, shard, c)
+	if err != nil {
+		return res, err
+	}
+	return res, res.Err
+}

@@ -1,0 +1,181 @@
+package raftnode
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// All shard groups of a node share one TCP port. A dialer writes a two-byte
+// header naming the shard right after connecting; the mux reads it and hands
+// the connection to that shard's Raft transport. Header value pingShard asks
+// only for a one-byte answer, which tells a peer the node is alive.
+const (
+	pingShard     = 0xFFFF
+	headerTimeout = 5 * time.Second
+)
+
+// mux accepts connections on one listener and routes them by shard.
+type mux struct {
+	ln        net.Listener
+	advertise advertAddr
+	logger    *slog.Logger
+
+	mu     sync.Mutex
+	layers map[uint16]*streamLayer
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newMux(ln net.Listener, advertise string, logger *slog.Logger) *mux {
+	return &mux{ln: ln, advertise: advertAddr(advertise), logger: logger, layers: make(map[uint16]*streamLayer)}
+}
+
+// advertAddr is the address peers dial, which may differ from the listener's
+// (a wildcard bind, a container's published address).
+type advertAddr string
+
+func (a advertAddr) Network() string { return "tcp" }
+func (a advertAddr) String() string  { return string(a) }
+
+// layer returns the stream layer of a shard, for its Raft transport.
+func (m *mux) layer(shard int) *streamLayer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := &streamLayer{
+		shard:  uint16(shard),
+		addr:   m.advertise,
+		accept: make(chan net.Conn, 16),
+		closed: make(chan struct{}),
+	}
+	m.layers[uint16(shard)] = l
+	return l
+}
+
+func (m *mux) serve() {
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			m.mu.Lock()
+			closed := m.closed
+			m.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			m.logger.Warn("raft mux accept", "err", err)
+			time.Sleep(10 * time.Millisecond) // back off on accept errors such as EMFILE
+			continue
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.route(conn)
+		}()
+	}
+}
+
+func (m *mux) route(conn net.Conn) {
+	var hdr [2]byte
+	conn.SetReadDeadline(time.Now().Add(headerTimeout))
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		conn.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	shard := binary.BigEndian.Uint16(hdr[:])
+	if shard == pingShard {
+		conn.Write([]byte{1})
+		conn.Close()
+		return
+	}
+	m.mu.Lock()
+	l := m.layers[shard]
+	m.mu.Unlock()
+	if l == nil {
+		m.logger.Warn("raft mux: connection for unknown shard", "shard", shard, "remote", conn.RemoteAddr())
+		conn.Close()
+		return
+	}
+	select {
+	case l.accept <- conn:
+	case <-l.closed:
+		conn.Close()
+	}
+}
+
+func (m *mux) close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	err := m.ln.Close()
+	m.wg.Wait()
+	return err
+}
+
+// dialShard connects to a node's raft port and names the shard.
+func dialShard(address string, shard uint16, timeout time.Duration) (net.Conn, error) {
+	conn, err := net.DialTimeout("tcp", address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var hdr [2]byte
+	binary.BigEndian.PutUint16(hdr[:], shard)
+	conn.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write(hdr[:]); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("write shard header: %w", err)
+	}
+	conn.SetWriteDeadline(time.Time{})
+	return conn, nil
+}
+
+// ping reports whether the node at a raft address answers within timeout.
+func ping(address string, timeout time.Duration) bool {
+	conn, err := dialShard(address, pingShard, timeout)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(timeout))
+	var b [1]byte
+	_, err = io.ReadFull(conn, b[:])
+	return err == nil
+}
+
+// streamLayer is one shard's view of the mux, a raft.StreamLayer.
+type streamLayer struct {
+	shard     uint16
+	addr      net.Addr
+	accept    chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func (l *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.accept:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *streamLayer) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *streamLayer) Addr() net.Addr { return l.addr }
+
+func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return dialShard(string(address), l.shard, timeout)
+}

@@ -1,0 +1,347 @@
+// Package raftnode is one node of the cluster: its shard groups (one
+// hashicorp/raft group per shard, log and stable store in raft-boltdb, state
+// in fsm on Pebble), the one TCP port they share, bootstrap, membership,
+// leadership transfer and spread, proposal batching and strong reads.
+//
+// It knows nothing of HTTP: httpapi forwards requests between nodes using the
+// addresses this package replicates.
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"boxoffice"
+	"boxoffice/fsm"
+)
+
+// Node hosts a replica of every shard.
+type Node struct {
+	cfg      Config
+	logger   *slog.Logger
+	raftAddr string
+	mux      *mux
+	shards   []*Shard
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New opens the node's data dir, starts its Raft port and every shard group.
+// With cfg.Bootstrap on an empty data dir it founds a new cluster; otherwise
+// it resumes from its data dir or waits to be added by a member.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RaftAddr == "" {
+		cfg.RaftAddr = cfg.RaftBind
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := checkShardCount(cfg.DataDir, cfg.Shards); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.RaftBind)
+	if err != nil {
+		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.RaftBind, err)
+	}
+	raftAddr := cfg.RaftAddr
+	if strings.HasSuffix(raftAddr, ":0") { // tests bind port 0
+		raftAddr = ln.Addr().String()
+	}
+	n := &Node{
+		cfg:      cfg,
+		logger:   cfg.Logger.With("node", cfg.ID),
+		raftAddr: raftAddr,
+		mux:      newMux(ln, raftAddr, cfg.Logger),
+		stop:     make(chan struct{}),
+	}
+	for i := 0; i < cfg.Shards; i++ {
+		n.mux.layer(i) // register before serving, so no early dial is refused
+	}
+	go n.mux.serve()
+	for i := 0; i < cfg.Shards; i++ {
+		s, err := openShard(n, i)
+		if err != nil {
+			n.closeShards()
+			n.mux.close()
+			return nil, err
+		}
+		n.shards = append(n.shards, s)
+	}
+	n.wg.Add(1)
+	go n.leaderDuties()
+	if cfg.RebalanceInterval > 0 {
+		n.wg.Add(1)
+		go n.rebalanceLoop()
+	}
+	return n, nil
+}
+
+// checkShardCount records the shard count in the data dir on first start and
+// refuses a different count later: events would hash to other shards.
+func checkShardCount(dir string, shards int) error {
+	path := dir + "/SHARDS"
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return os.WriteFile(path, []byte(strconv.Itoa(shards)+"\n"), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	have, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if have != shards {
+		return fmt.Errorf("data dir %s was created with %d shards, not %d", dir, have, shards)
+	}
+	return nil
+}
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Self is this node's record: id and addresses.
+func (n *Node) Self() boxoffice.Node {
+	return boxoffice.Node{ID: n.cfg.ID, RaftAddr: n.raftAddr, HTTPAddr: n.cfg.HTTPAddr}
+}
+
+// Shards returns every shard group of the node.
+func (n *Node) Shards() []*Shard { return n.shards }
+
+// Shard returns shard i.
+func (n *Node) Shard(i int) *Shard { return n.shards[i] }
+
+// ShardCount is the number of shards.
+func (n *Node) ShardCount() int { return len(n.shards) }
+
+// ShardOf is the shard an event lives in: FNV-1a (64-bit) of the event id,
+// modulo the shard count. This function is part of the on-disk format: a
+// cluster's events stay where it put them, so never change it.
+func ShardOf(eventID string, shards int) int {
+	h := fnv.New64a()
+	h.Write([]byte(eventID))
+	return int(h.Sum64() % uint64(shards))
+}
+
+// ShardOfEvent is ShardOf for this node's shard count.
+func (n *Node) ShardOfEvent(eventID string) int { return ShardOf(eventID, len(n.shards)) }
+
+// ShardOfID returns the shard named in a hold or order id
+// ("h_<shard>.<index>.<pos>"), which fsm derives from the log.
+func (n *Node) ShardOfID(id string) (int, bool) {
+	_, rest, ok := strings.Cut(id, "_")
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	s, err := strconv.Atoi(num)
+	if err != nil || s < 0 || s >= len(n.shards) {
+		return 0, false
+	}
+	return s, true
+}
+
+// LeaderNode returns the leader of a shard and its addresses as this node
+// knows them; ok is false while there is no known leader or its addresses
+// are not replicated yet.
+func (n *Node) LeaderNode(shard int) (boxoffice.Node, bool) {
+	s := n.shards[shard]
+	id := s.Leader()
+	if id == "" {
+		return boxoffice.Node{}, false
+	}
+	if id == n.cfg.ID {
+		return n.Self(), true
+	}
+	m, ok, err := s.store.Node(id)
+	if err != nil || !ok {
+		return boxoffice.Node{}, false
+	}
+	return m, true
+}
+
+// Members lists the cluster's members as replicated in shard 0, with this
+// node's own record first if shard 0 does not know it yet.
+func (n *Node) Members() ([]boxoffice.Node, error) {
+	nodes, err := n.shards[0].store.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(nodes, func(m boxoffice.Node) bool { return m.ID == n.cfg.ID }) {
+		nodes = append([]boxoffice.Node{n.Self()}, nodes...)
+	}
+	return nodes, nil
+}
+
+// leaderDuties runs what only a shard's leader does: it records this node's
+// addresses in the shard (so followers can forward to it) and proposes
+// periodic expiry sweeps.
+func (n *Node) leaderDuties() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.SweepInterval)
+	defer t.Stop()
+	announce := time.NewTicker(100 * time.Millisecond)
+	defer announce.Stop()
+	self := n.Self()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-announce.C:
+			for _, s := range n.shards {
+				if !s.IsLeader() {
+					continue
+				}
+				if m, ok, err := s.store.Node(self.ID); err == nil && ok && m == self {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+				if _, err := s.Propose(ctx, &fsm.PutNode{Node: self}); err != nil {
+					n.logger.Debug("announce addresses", "shard", s.id, "err", err)
+				}
+				cancel()
+			}
+		case <-t.C:
+			for _, s := range n.shards {
+				if !s.IsLeader() {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+				if res, err := s.Propose(ctx, &fsm.Expire{Max: fsm.ExpireMax}); err == nil && res.Expired > 0 {
+					n.logger.Debug("expired holds", "shard", s.id, "count", res.Expired)
+				}
+				cancel()
+			}
+		}
+	}
+}
+
+// rebalanceLoop spreads leadership so that each node leads about S/N shards.
+// Each node looks only at itself: if it leads more than its share, it hands
+// one shard to the live voter that leads the fewest. A transfer only ever
+// moves a node toward its share, so two nodes never hand a shard back and
+// forth.
+func (n *Node) rebalanceLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.RebalanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.rebalanceOnce()
+		}
+	}
+}
+
+func (n *Node) rebalanceOnce() {
+	servers, err := n.shards[0].servers()
+	if err != nil || len(servers) < 2 {
+		return
+	}
+	leads := make(map[string]int, len(servers))
+	addr := make(map[string]string, len(servers))
+	var ids []string
+	for _, srv := range servers {
+		ids = append(ids, string(srv.ID))
+		addr[string(srv.ID)] = string(srv.Address)
+		leads[string(srv.ID)] = 0
+	}
+	slices.Sort(ids)
+	var mine []*Shard
+	for _, s := range n.shards {
+		l := s.Leader()
+		if l == "" {
+			return // an election is under way: look again later
+		}
+		leads[l]++
+		if l == n.cfg.ID {
+			mine = append(mine, s)
+		}
+	}
+	floor, ceil := len(n.shards)/len(ids), (len(n.shards)+len(ids)-1)/len(ids)
+	// The live node that leads the fewest shards, lowest id first.
+	target := ""
+	for _, id := range ids {
+		if id == n.cfg.ID || (target != "" && leads[id] >= leads[target]) {
+			continue
+		}
+		if ping(addr[id], 300*time.Millisecond) {
+			target = id
+		}
+	}
+	if target == "" || len(mine) == 0 {
+		return
+	}
+	if len(mine) > ceil || (len(mine) > floor && leads[target] < floor) {
+		s := mine[len(mine)-1]
+		if err := s.TransferLeadership(target); err != nil {
+			n.logger.Info("rebalance: transfer failed", "shard", s.id, "to", target, "err", err)
+			return
+		}
+		n.logger.Info("rebalance: transferred leadership", "shard", s.id, "to", target)
+	}
+}
+
+// TransferAll hands every shard this node leads to another voter, so that a
+// planned shutdown does not wait for elections. It is best effort.
+func (n *Node) TransferAll(timeout time.Duration) {
+	var wg sync.WaitGroup
+	for _, s := range n.shards {
+		if !s.IsLeader() {
+			continue
+		}
+		if servers, err := s.servers(); err != nil || len(servers) < 2 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan error, 1)
+			go func() { done <- s.TransferLeadership("") }()
+			select {
+			case <-done:
+			case <-time.After(timeout):
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Close stops background work, then every shard (in-flight proposals finish
+// first), then the Raft port.
+func (n *Node) Close() error {
+	close(n.stop)
+	n.wg.Wait()
+	err := n.closeShards()
+	return errors.Join(err, n.mux.close())
+}
+
+func (n *Node) closeShards() error {
+	var errs []error
+	for _, s := range n.shards {
+		errs = append(errs, s.close())
+	}
+	return errors.Join(errs...)
+}
