@@ -112,6 +112,7 @@ func New(node Node, cfg Config) (*Server, error) {
 	s.srv = &fasthttp.Server{
 		Handler:                       s.Handle,
 		Name:                          "boxoffice",
+		Logger:                        fasthttpLogger{cfg.Logger},
 		MaxRequestBodySize:            cfg.BodyBytesMax,
 		ReadTimeout:                   30 * time.Second,
 		WriteTimeout:                  30 * time.Second,
@@ -161,6 +162,12 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 }
 
 type handler func(ctx *fasthttp.RequestCtx)
+
+// fasthttpLogger sends fasthttp's own messages (connection errors, bodies
+// over the limit: already answered as problems) to the debug log.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug(fmt.Sprintf(format, args...)) }
 
 // route picks the handler of a method and path (split after /v1/).
 func (s *Server) route(method string, p []string) (handler, bool) {

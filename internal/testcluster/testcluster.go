@@ -1,0 +1,301 @@
+// Package testcluster runs a cluster of real nodes inside one test process:
+// each node is a raftnode.Node (hashicorp/raft over loopback TCP, raft-boltdb
+// and Pebble in temp dirs, fsync on) behind an httpapi.Server on its own
+// loopback port. Nodes join the way `boxoffice serve --join` does, through the
+// HTTP API, and can be stopped and restarted from their data dirs.
+package testcluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"boxoffice"
+	"boxoffice/httpapi"
+	"boxoffice/raftnode"
+)
+
+// Secret signs the tokens of test clusters.
+var Secret = []byte("test-secret-0123456789abcdef")
+
+// Options shape a cluster.
+type Options struct {
+	Nodes  int
+	Shards int
+	// Tune adjusts each node's raft config (timings, snapshot thresholds).
+	Tune func(*raftnode.Config)
+}
+
+// Member is one node of the cluster and its HTTP front end.
+type Member struct {
+	ID       string
+	DataDir  string
+	HTTPAddr string
+	RaftAddr string
+	Node     *raftnode.Node
+	Server   *httpapi.Server
+	running  bool
+}
+
+// Cluster is a set of members started by Start.
+type Cluster struct {
+	t       testing.TB
+	opts    Options
+	Members []*Member
+	dir     string
+}
+
+// Start starts opts.Nodes nodes: the first bootstraps, the others join
+// through the first one's HTTP API. It returns once every shard has a leader
+// and every node is a voter of every shard.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Shards == 0 {
+		opts.Shards = 2
+	}
+	c := &Cluster{t: t, opts: opts, dir: t.TempDir()}
+	for i := 0; i < opts.Nodes; i++ {
+		c.add(i == 0)
+	}
+	c.WaitReady()
+	t.Cleanup(c.StopAll)
+	return c
+}
+
+// AddNode starts one more node and joins it to the cluster.
+func (c *Cluster) AddNode() *Member {
+	m := c.add(false)
+	c.WaitReady()
+	return m
+}
+
+func (c *Cluster) add(bootstrap bool) *Member {
+	t := c.t
+	id := fmt.Sprintf("n%d", len(c.Members)+1)
+	m := &Member{ID: id, DataDir: filepath.Join(c.dir, id), RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t)}
+	c.Members = append(c.Members, m)
+	c.startMember(m, bootstrap)
+	if !bootstrap {
+		self := boxoffice.Node{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr}
+		var err error
+		require.Eventually(t, func() bool {
+			code, body := c.Do(c.Members[0], "POST", "/v1/cluster/members", AdminToken(), self)
+			if code != 200 {
+				err = fmt.Errorf("join %s: %d %s", id, code, body)
+			}
+			return code == 200
+		}, 30*time.Second, 50*time.Millisecond, "join %s: %v", id, err)
+	}
+	return m
+}
+
+// freeAddr reserves a loopback port by listening and closing.
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Config is the raft config of a member, with test timings.
+func (c *Cluster) Config(m *Member, bootstrap bool) raftnode.Config {
+	cfg := raftnode.DefaultConfig()
+	cfg.ID = m.ID
+	cfg.DataDir = m.DataDir
+	cfg.RaftBind = m.RaftAddr
+	cfg.HTTPAddr = m.HTTPAddr
+	cfg.Shards = c.opts.Shards
+	cfg.Bootstrap = bootstrap
+	cfg.HeartbeatTimeout = 300 * time.Millisecond
+	cfg.ElectionTimeout = 300 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 150 * time.Millisecond
+	cfg.RebalanceInterval = 500 * time.Millisecond
+	if c.opts.Tune != nil {
+		c.opts.Tune(&cfg)
+	}
+	return cfg
+}
+
+func (c *Cluster) startMember(m *Member, bootstrap bool) {
+	t := c.t
+	var node *raftnode.Node
+	// The raft port may still be in TIME_WAIT use right after a stop.
+	require.Eventually(t, func() bool {
+		var err error
+		node, err = raftnode.New(c.Config(m, bootstrap))
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "start %s", m.ID)
+	hcfg := httpapi.DefaultConfig()
+	hcfg.AuthSecret = Secret
+	srv, err := httpapi.New(node, hcfg)
+	require.NoError(t, err)
+	var ln net.Listener
+	require.Eventually(t, func() bool {
+		ln, err = net.Listen("tcp", m.HTTPAddr)
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "listen %s", m.HTTPAddr)
+	go srv.Serve(ln)
+	m.Node, m.Server, m.running = node, srv, true
+}
+
+// Stop shuts a member down cleanly (HTTP, then raft and Pebble).
+func (c *Cluster) Stop(m *Member) {
+	if !m.running {
+		return
+	}
+	m.running = false
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m.Server.Shutdown(ctx)
+	require.NoError(c.t, m.Node.Close())
+}
+
+// Restart starts a stopped member again from its data dir.
+func (c *Cluster) Restart(m *Member) {
+	require.False(c.t, m.running, "%s is running", m.ID)
+	c.startMember(m, false)
+}
+
+// StopAll stops every running member.
+func (c *Cluster) StopAll() {
+	for _, m := range c.Members {
+		c.Stop(m)
+	}
+}
+
+// Running lists the running members.
+func (c *Cluster) Running() []*Member {
+	var out []*Member
+	for _, m := range c.Members {
+		if m.running {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitReady waits until every running member sees a leader for every shard
+// and every running member is a voter of every shard.
+func (c *Cluster) WaitReady() {
+	c.t.Helper()
+	require.Eventually(c.t, func() bool {
+		for _, m := range c.Running() {
+			if !m.Node.IsVoter() {
+				return false
+			}
+			for s := 0; s < c.opts.Shards; s++ {
+				if _, ok := m.Node.LeaderNode(s); !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "cluster not ready")
+}
+
+// Leader returns the running member that leads shard.
+func (c *Cluster) Leader(shard int) *Member {
+	c.t.Helper()
+	var leader *Member
+	require.Eventually(c.t, func() bool {
+		for _, m := range c.Running() {
+			if m.Node.IsLeader(shard) {
+				leader = m
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "no leader for shard %d", shard)
+	return leader
+}
+
+// Follower returns a running member that does not lead shard.
+func (c *Cluster) Follower(shard int) *Member {
+	c.t.Helper()
+	l := c.Leader(shard)
+	for _, m := range c.Running() {
+		if m != l {
+			return m
+		}
+	}
+	c.t.Fatalf("no follower of shard %d", shard)
+	return nil
+}
+
+// Token mints a token for tests.
+func Token(subject string, role httpapi.Role) string {
+	tok, err := httpapi.MintToken(Secret, subject, role, time.Hour)
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
+
+// AdminToken is a token of role admin.
+func AdminToken() string { return Token("admin", httpapi.RoleAdmin) }
+
+var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+
+// Do sends a request to a member and returns the status and body. body may
+// be nil, a string or []byte (sent as is), or a value to encode as JSON.
+func (c *Cluster) Do(m *Member, method, path, token string, body any) (int, []byte) {
+	code, b, _ := DoHeader(m.HTTPAddr, method, path, token, body)
+	return code, b
+}
+
+// DoHeader is Do with the answer's headers, against any address.
+func DoHeader(addr, method, path, token string, body any) (int, []byte, http.Header) {
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		enc, err := json.Marshal(b)
+		if err != nil {
+			panic(err)
+		}
+		r = bytes.NewReader(enc)
+	}
+	req, err := http.NewRequest(method, "http://"+addr+path, r)
+	if err != nil {
+		panic(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error()), nil
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, resp.Header
+}
+
+// Event is a small event for tests: sections A..(n) of rows×perRow seats.
+func Event(id string, sections, rows, perRow int) map[string]any {
+	var secs []map[string]any
+	for i := 0; i < sections; i++ {
+		secs = append(secs, map[string]any{"id": string(rune('A' + i)), "category": "std", "rows": rows, "seatsPerRow": perRow})
+	}
+	return map[string]any{
+		"id": id, "name": "Test " + id,
+		"categories": []map[string]any{{"id": "std", "name": "Standard", "priceCents": 5000}},
+		"venue":      map[string]any{"sections": secs},
+		"limits":     map[string]any{"maxSeatsPerBuyer": 8, "holdTTLSeconds": 300},
+	}
+}
