@@ -133,6 +133,7 @@ func runLocal(ctx context.Context, f localFlags, out io.Writer) error {
 			return err
 		}
 		procs = append(procs, p)
+		os.WriteFile(filepath.Join(f.dataDir, id+".pid"), []byte(fmt.Sprintln(p.Process.Pid)), 0o644)
 	}
 	defer stopAll()
 

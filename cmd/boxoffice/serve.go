@@ -32,6 +32,8 @@ type serveFlags struct {
 	shards                                                        int
 	authSecret                                                    string
 	logLevel, logFormat                                           string
+	snapshotThreshold                                             uint64
+	snapshotInterval                                              time.Duration
 }
 
 func serveCmd() *cobra.Command {
@@ -63,6 +65,8 @@ A restarted node needs neither: it resumes from its data dir.`,
 	fl.StringVar(&f.join, "join", env("BOXOFFICE_JOIN", ""), "HTTP address of any member of the cluster to join")
 	fl.IntVar(&f.shards, "shards", 4, "number of shards, fixed when the cluster is bootstrapped")
 	fl.StringVar(&f.authSecret, "auth-secret", env("BOXOFFICE_AUTH_SECRET", ""), "HS256 secret for bearer tokens, the same on every node (≥ 16 bytes)")
+	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", raftnode.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make a shard take a new one")
+	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", raftnode.DefaultConfig().SnapshotInterval, "how often a shard checks whether to snapshot")
 	fl.StringVar(&f.logLevel, "log-level", env("BOXOFFICE_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", env("BOXOFFICE_LOG_FORMAT", "text"), "text or json")
 	return c
@@ -130,6 +134,8 @@ func runServe(ctx context.Context, f serveFlags) error {
 	cfg.HTTPAddr = f.httpAdvertise
 	cfg.Shards = f.shards
 	cfg.Bootstrap = f.bootstrap
+	cfg.SnapshotThreshold = f.snapshotThreshold
+	cfg.SnapshotInterval = f.snapshotInterval
 	cfg.Logger = logger
 	cfg.RaftLogOutput = os.Stderr
 	node, err := raftnode.New(cfg)
