@@ -51,9 +51,12 @@ func (s *Store) eventInfo(id string) (*eventInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	ei := newEventInfo(ev)
-	s.events.put(ei)
-	return ei, nil
+	// Not cached here: an UpdateEvent may have committed (and installed the
+	// new event in the cache) since the read above, and the applier reads
+	// events through the same cache, so caching this copy could leave the
+	// replica applying later commands against the old event. Only the
+	// applier fills the cache.
+	return newEventInfo(ev), nil
 }
 
 // Events lists events in id order, starting after the id `after`, at most limit.

@@ -1,0 +1,265 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"boxoffice"
+)
+
+// sampleCommands has one command of every type, with every field set.
+func sampleCommands() []Command {
+	ev := boxoffice.Event{
+		ID: "e1", Name: "Night", Type: "concert", Location: "Berlin", StartsAtMs: -12345, Organiser: "org1",
+		Categories: []boxoffice.Category{{ID: "floor", Name: "Floor", PriceCents: 9900}, {ID: "free", Name: "", PriceCents: 0}},
+		Venue:      boxoffice.Venue{Sections: []boxoffice.Section{{ID: "A", Category: "floor", Rows: 1000, SeatsPerRow: 200}, {ID: "B", Category: "free", Rows: 1, SeatsPerRow: 1}}},
+		Limits:     boxoffice.Limits{MaxSeatsPerBuyer: 8, HoldTTLSeconds: 600},
+	}
+	return []Command{
+		&CreateEvent{Event: ev},
+		&UpdateEvent{Event: ev},
+		&Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1", "A-1-2"}, TTLSeconds: 30},
+		&Hold{Event: "e1", Buyer: "u1", Seats: []string{"B-1-1"}, TTLSeconds: -1},
+		&Release{Hold: "h_0.1.0", Buyer: "u1", Seats: []string{"A-1-2"}},
+		&Release{Hold: "h_0.1.0", Buyer: "", Seats: []string{}},
+		&Purchase{Hold: "h_0.1.0", Buyer: "u1", PaymentRef: "pi_123"},
+		&Expire{Max: 100},
+		&Expire{Max: 0},
+		&PutNode{Node: boxoffice.Node{ID: "n1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:8080"}},
+		&RemoveNode{ID: "n1"},
+	}
+}
+
+// Every command type survives Encode then Decode unchanged, and
+// AppendCommand appends exactly what EncodeCommand returns.
+func TestCommandRoundTrip(t *testing.T) {
+	types := map[Type]bool{}
+	for _, c := range sampleCommands() {
+		b := EncodeCommand(c)
+		require.Equal(t, commandVersion, b[0])
+		require.Equal(t, byte(c.Type()), b[1])
+		got, err := DecodeCommand(b)
+		require.NoError(t, err, "%T", c)
+		require.Equal(t, c, got)
+		require.Equal(t, append([]byte("prefix"), b...), AppendCommand([]byte("prefix"), c))
+		types[c.Type()] = true
+	}
+	for ty := TypeCreateEvent; ty <= TypeRemoveNode; ty++ {
+		require.True(t, types[ty], "no sample of type %d", ty)
+	}
+}
+
+// An entry carries its stamp and its commands in order; its commands alias
+// the entry's bytes.
+func TestEntryRoundTrip(t *testing.T) {
+	var raw [][]byte
+	for _, c := range sampleCommands() {
+		raw = append(raw, EncodeCommand(c))
+	}
+	for _, tc := range []struct {
+		nowMs int64
+		cmds  [][]byte
+	}{
+		{0, nil},
+		{1, raw[:1]},
+		{1_780_000_000_000, raw},
+		{1 << 62, raw[3:5]},
+	} {
+		data := EncodeEntry(tc.nowMs, tc.cmds)
+		now, cmds, err := DecodeEntry(data)
+		require.NoError(t, err)
+		require.Equal(t, tc.nowMs, now)
+		require.Len(t, cmds, len(tc.cmds))
+		for i := range cmds {
+			require.Equal(t, tc.cmds[i], cmds[i])
+		}
+	}
+	// The largest entry allowed.
+	many := make([][]byte, EntryCommandsMax)
+	for i := range many {
+		many[i] = raw[7]
+	}
+	_, cmds, err := DecodeEntry(EncodeEntry(5, many))
+	require.NoError(t, err)
+	require.Len(t, cmds, EntryCommandsMax)
+}
+
+// Decoding rejects, with an error and never a panic, an unknown version or
+// type, input cut at any length, and trailing bytes.
+func TestDecodeCommandRejects(t *testing.T) {
+	for _, c := range sampleCommands() {
+		b := EncodeCommand(c)
+		name := fmt.Sprintf("%T", c)
+		for n := range len(b) {
+			_, err := DecodeCommand(b[:n])
+			require.Error(t, err, "%s cut to %d of %d bytes", name, n, len(b))
+		}
+		for _, extra := range [][]byte{{0}, {1, 2, 3}} {
+			_, err := DecodeCommand(append(bytes.Clone(b), extra...))
+			require.ErrorIs(t, err, errMalformed, "%s with trailing bytes", name)
+		}
+		for _, v := range []byte{0, 2, 255} {
+			bad := bytes.Clone(b)
+			bad[0] = v
+			_, err := DecodeCommand(bad)
+			require.ErrorContains(t, err, "unknown version", "%s with version %d", name, v)
+		}
+	}
+	for _, ty := range []byte{0, 9, 200, 255} {
+		_, err := DecodeCommand([]byte{commandVersion, ty, 0, 0, 0})
+		require.ErrorContains(t, err, "unknown type", "type %d", ty)
+	}
+	for name, b := range map[string][]byte{
+		"string longer than the input":   {commandVersion, byte(TypeRemoveNode), 5, 'a'},
+		"string over the limit":          binary.AppendUvarint([]byte{commandVersion, byte(TypeRemoveNode)}, stringLenMax+1),
+		"varint overflow":                {commandVersion, byte(TypeExpire), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"int out of range":               binary.AppendVarint([]byte{commandVersion, byte(TypeExpire)}, 1<<41),
+		"seat list longer than input":    {commandVersion, byte(TypeRelease), 0, 0, 100, 0},
+		"too many categories":            append(eventPrefix(), byte(boxoffice.CategoriesMax+1)),
+		"too many sections":              binary.AppendUvarint(append(eventPrefix(), 0), boxoffice.SectionsMax+1),
+		"sections longer than the input": append(append(eventPrefix(), 0), 50, 1, 'A'),
+	} {
+		require.NotPanics(t, func() {
+			_, err := DecodeCommand(b)
+			require.Error(t, err, name)
+		}, name)
+	}
+}
+
+// eventPrefix is a CreateEvent encoding up to its category count.
+func eventPrefix() []byte {
+	w := writer{}
+	w.u8(commandVersion)
+	w.u8(uint8(TypeCreateEvent))
+	for range 4 {
+		w.str("x")
+	}
+	w.varint(0)
+	w.str("o")
+	return w.b
+}
+
+func TestDecodeEntryRejects(t *testing.T) {
+	data := EncodeEntry(1000, [][]byte{EncodeCommand(&Expire{Max: 1}), EncodeCommand(&RemoveNode{ID: "n1"})})
+	for n := range len(data) {
+		_, _, err := DecodeEntry(data[:n])
+		require.Error(t, err, "entry cut to %d of %d bytes", n, len(data))
+	}
+	_, _, err := DecodeEntry(append(bytes.Clone(data), 0))
+	require.ErrorIs(t, err, errMalformed)
+	for _, v := range []byte{0, 2, 255} {
+		bad := bytes.Clone(data)
+		bad[0] = v
+		_, _, err := DecodeEntry(bad)
+		require.ErrorContains(t, err, "unknown version")
+	}
+	for name, b := range map[string][]byte{
+		"stamp out of range":     append(binary.AppendUvarint([]byte{entryVersion}, 1<<62+1), 0),
+		"too many commands":      binary.AppendUvarint([]byte{entryVersion, 0}, EntryCommandsMax+1),
+		"count over the input":   {entryVersion, 0, 3, 1, 0},
+		"command over the max":   binary.AppendUvarint([]byte{entryVersion, 0, 1}, CommandBytesMax+1),
+		"command over the input": {entryVersion, 0, 1, 9, 1, 2},
+	} {
+		require.NotPanics(t, func() {
+			_, _, err := DecodeEntry(b)
+			require.Error(t, err, name)
+		}, name)
+	}
+}
+
+// Stored values decode strictly too.
+func TestDecodeValuesRejects(t *testing.T) {
+	h := &boxoffice.Hold{ID: "h", Event: "e", Buyer: "b", Seats: []string{"A-1-1"}, CreatedAtMs: 1, ExpiresAtMs: 2, State: boxoffice.HoldActive}
+	o := &boxoffice.Order{ID: "o", Event: "e", Hold: "h", Buyer: "b", Seats: []string{"A-1-1"}, AmountCents: 5, PaymentRef: "p", CreatedAtMs: 3, State: boxoffice.OrderPaid}
+	ev := sampleCommands()[0].(*CreateEvent).Event
+	values := map[string][]byte{
+		"seat":       encodeSeat(seatRec{state: boxoffice.SeatHeld, owner: "h", expiresAtMs: 9}),
+		"hold":       encodeHold(h),
+		"order":      encodeOrder(o),
+		"event":      encodeEventValue(&ev),
+		"buyer hold": encodeBuyerHold(buyerHold{expiresAtMs: 9, seats: 2}),
+		"count":      encodeCount(7),
+		"node":       encodeNode(boxoffice.Node{ID: "n", RaftAddr: "r", HTTPAddr: "h"}),
+	}
+	decode := map[string]func([]byte) error{
+		"seat":       func(b []byte) error { _, err := decodeSeat(b); return err },
+		"hold":       func(b []byte) error { _, err := decodeHold(b); return err },
+		"order":      func(b []byte) error { _, err := decodeOrder(b); return err },
+		"event":      func(b []byte) error { _, err := decodeEventValue(b); return err },
+		"buyer hold": func(b []byte) error { _, err := decodeBuyerHold(b); return err },
+		"count":      func(b []byte) error { _, err := decodeCount(b); return err },
+		"node":       func(b []byte) error { _, err := decodeNode(b); return err },
+	}
+	for name, b := range values {
+		require.NoError(t, decode[name](b), name)
+		for n := range len(b) {
+			require.Error(t, decode[name](b[:n]), "%s cut to %d of %d", name, n, len(b))
+		}
+		require.Error(t, decode[name](append(bytes.Clone(b), 0)), "%s with a trailing byte", name)
+	}
+	got, err := decodeHold(values["hold"])
+	require.NoError(t, err)
+	require.Equal(t, h, got)
+	gotO, err := decodeOrder(values["order"])
+	require.NoError(t, err)
+	require.Equal(t, o, gotO)
+}
+
+// fuzzSeeds are encodings the fuzz targets start from.
+func fuzzSeeds() [][]byte {
+	var out [][]byte
+	var raw [][]byte
+	for _, c := range sampleCommands() {
+		b := EncodeCommand(c)
+		out = append(out, b)
+		raw = append(raw, b)
+	}
+	out = append(out, EncodeEntry(1000, raw), EncodeEntry(0, nil), nil, []byte{1}, []byte{1, 0xff})
+	return out
+}
+
+// FuzzDecodeCommand: decoding any bytes returns an error or a command that
+// encodes and decodes again to itself; it never panics.
+func FuzzDecodeCommand(f *testing.F) {
+	for _, b := range fuzzSeeds() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeCommand(b)
+		if err != nil {
+			require.Nil(t, c)
+			return
+		}
+		again, err := DecodeCommand(EncodeCommand(c))
+		require.NoError(t, err)
+		require.Equal(t, c, again)
+	})
+}
+
+// FuzzDecodeEntry: decoding any bytes returns an error or a stamp and
+// commands that encode and decode again to themselves; it never panics.
+func FuzzDecodeEntry(f *testing.F) {
+	for _, b := range fuzzSeeds() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		now, cmds, err := DecodeEntry(b)
+		if err != nil {
+			return
+		}
+		require.GreaterOrEqual(t, now, int64(0))
+		now2, cmds2, err := DecodeEntry(EncodeEntry(now, cmds))
+		require.NoError(t, err)
+		require.Equal(t, now, now2)
+		require.Equal(t, len(cmds), len(cmds2))
+		for i := range cmds {
+			require.True(t, bytes.Equal(cmds[i], cmds2[i]))
+			// Every command of a well-formed entry decodes, or fails, alone.
+			_, _ = DecodeCommand(cmds[i])
+		}
+	})
+}

@@ -1,0 +1,349 @@
+package fsm
+
+import (
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+	"github.com/stretchr/testify/require"
+
+	"boxoffice"
+)
+
+// TestDataDriven runs the scripts under testdata/: commands in, results and
+// state dumps out. Regenerate with
+//
+//	go test ./fsm -run TestDataDriven -rewrite
+//
+// and read the diff before committing it.
+//
+// Write commands (each is one log entry, stamped with the current tick):
+//
+//	create-event id=e1 sections=A:floor:2x3,B:balcony:1x4 categories=floor:9900,balcony:4900 [max-per-buyer=4] [ttl=60] [name=..]
+//	update-event   (same arguments as create-event)
+//	hold event=e1 buyer=u1 seats=A-1-1,A-1-2 [ttl=SECONDS]
+//	release hold=ID [buyer=B] [seats=..]
+//	purchase hold=ID [buyer=B] ref=pay1
+//	expire [max=N]
+//	put-node id=n1 raft=.. http=..
+//	remove-node id=n1
+//	noop                      an entry without data (it only advances the index)
+//	batch                     the input lines, one command each, as ONE entry
+//	raw hex=..                an entry with arbitrary bytes (must halt)
+//
+// Other commands:
+//
+//	tick now=MS               stamp of the following entries
+//	seats event=e1 [section=A] [category=floor] [state=free|held|sold]
+//	counts event=e1
+//	hold-get id=..   order-get id=..   holds-of buyer=..   orders-of buyer=..
+//	events [after=..] [limit=N]   nodes   meta   dump   reopen
+//
+// After every entry the driver checks the cross-index invariants of the
+// whole store, and after an entry whose only command was rejected it checks
+// that nothing but the applied index changed.
+func TestDataDriven(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		if strings.HasPrefix(filepath.Base(path), ".") || strings.HasSuffix(path, ".md") {
+			t.Skip()
+		}
+		// Shard 3, so that the shard part of hold and order ids
+		// ("h_<shard>.<index>.<position>") differs from the others.
+		env := &ddEnv{t: t, dir: filepath.Join(t.TempDir(), "db"), nowMs: 1000}
+		env.s = openShard(t, env.dir, ddShard)
+		defer func() { env.s.Close() }()
+		datadriven.RunTest(t, path, env.run)
+	})
+}
+
+const ddShard = 3
+
+type ddEnv struct {
+	t     *testing.T
+	dir   string
+	s     *Store
+	index uint64 // index of the last entry applied
+	nowMs int64  // stamp of the next entry
+}
+
+func (e *ddEnv) run(t *testing.T, d *datadriven.TestData) string {
+	switch d.Cmd {
+	case "tick":
+		var now int64
+		d.ScanArgs(t, "now", &now)
+		e.nowMs = now
+		return fmt.Sprintf("now=%d (store clock %d)", e.nowMs, e.s.NowMs())
+	case "batch":
+		var cmds []Command
+		var lines []string
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			cmdName, args, err := datadriven.ParseLine(line)
+			require.NoError(t, err)
+			c, err := parseCommand(cmdName, args)
+			if err != nil {
+				d.Fatalf(t, "%s: %v", line, err)
+			}
+			cmds = append(cmds, c)
+			lines = append(lines, strings.TrimSpace(line))
+		}
+		rs, err := e.apply(t, cmds)
+		if err != nil {
+			return "halt: " + err.Error()
+		}
+		var out []string
+		for i, r := range rs {
+			out = append(out, fmt.Sprintf("%d: %s", i, lines[i]))
+			out = append(out, indent(fmtResult(cmds[i], r)))
+		}
+		return strings.Join(out, "\n")
+	case "noop":
+		e.index++
+		rs, err := e.s.ApplyEntries([]Entry{{Index: e.index}})
+		require.NoError(t, err)
+		require.Nil(t, rs[0])
+		return fmt.Sprintf("applied=%d", e.s.AppliedIndex())
+	case "raw":
+		var hexStr string
+		d.ScanArgs(t, "hex", &hexStr)
+		data, err := hex.DecodeString(hexStr)
+		require.NoError(t, err)
+		before, applied := stateHash(t, e.s), e.s.AppliedIndex()
+		_, err = e.s.ApplyEntries([]Entry{{Index: e.index + 1, Data: data}})
+		require.Error(t, err, "a malformed entry must halt the state machine")
+		require.Equal(t, before, stateHash(t, e.s), "a halted entry changed the state")
+		require.Equal(t, applied, e.s.AppliedIndex(), "a halted entry moved the applied index")
+		return "halt: " + err.Error()
+	case "seats":
+		return e.seats(t, d)
+	case "counts":
+		var ev string
+		d.ScanArgs(t, "event", &ev)
+		counts, err := e.s.Counts(ev)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		var out []string
+		for _, c := range counts {
+			out = append(out, fmt.Sprintf("%s capacity=%d free=%d held=%d sold=%d", c.Category, c.Capacity, c.Free, c.Held, c.Sold))
+		}
+		return strings.Join(out, "\n")
+	case "hold-get":
+		var id string
+		d.ScanArgs(t, "id", &id)
+		h, err := e.s.Hold(id)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		return fmtHold(h)
+	case "order-get":
+		var id string
+		d.ScanArgs(t, "id", &id)
+		o, err := e.s.Order(id)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		return fmtOrder(o)
+	case "holds-of", "orders-of":
+		var buyer string
+		d.ScanArgs(t, "buyer", &buyer)
+		ids, err := e.s.HoldsOf(buyer)
+		if d.Cmd == "orders-of" {
+			ids, err = e.s.OrdersOf(buyer)
+		}
+		require.NoError(t, err)
+		return "[" + strings.Join(ids, " ") + "]"
+	case "events":
+		after, limit := "", 100
+		d.MaybeScanArgs(t, "after", &after)
+		d.MaybeScanArgs(t, "limit", &limit)
+		evs, err := e.s.Events(after, limit)
+		require.NoError(t, err)
+		var out []string
+		for _, ev := range evs {
+			out = append(out, fmtEvent(ev))
+		}
+		if len(out) == 0 {
+			return "(none)"
+		}
+		return strings.Join(out, "\n")
+	case "nodes":
+		nodes, err := e.s.Nodes()
+		require.NoError(t, err)
+		var out []string
+		for _, n := range nodes {
+			out = append(out, fmt.Sprintf("node %s raft=%s http=%s", n.ID, n.RaftAddr, n.HTTPAddr))
+		}
+		if len(out) == 0 {
+			return "(none)"
+		}
+		return strings.Join(out, "\n")
+	case "meta":
+		return fmt.Sprintf("applied=%d now=%d", e.s.AppliedIndex(), e.s.NowMs())
+	case "dump":
+		return dumpStore(t, e.s)
+	case "reopen":
+		hash := mustHash(t, e.s)
+		require.NoError(t, e.s.Close())
+		e.s = openShard(t, e.dir, ddShard)
+		require.Equal(t, hash, mustHash(t, e.s), "reopen changed the store")
+		return fmt.Sprintf("reopened: applied=%d now=%d", e.s.AppliedIndex(), e.s.NowMs())
+	}
+	c, err := parseCommand(d.Cmd, d.CmdArgs)
+	if err != nil {
+		d.Fatalf(t, "%v", err)
+	}
+	before := stateHash(t, e.s)
+	rs, err := e.apply(t, []Command{c})
+	if err != nil {
+		return "halt: " + err.Error()
+	}
+	if rs[0].Err != nil {
+		require.Equal(t, before, stateHash(t, e.s), "a rejected command changed the state")
+	}
+	return fmtResult(c, rs[0])
+}
+
+// apply applies the commands as the next entry, then checks the store's
+// invariants. A halt (an ApplyEntries error) is returned, and the entry's
+// index is not consumed.
+func (e *ddEnv) apply(t *testing.T, cmds []Command) ([]Result, error) {
+	ent := entryOf(e.index+1, e.nowMs, cmds...)
+	rs, err := e.s.ApplyEntries([]Entry{ent})
+	if err != nil {
+		return nil, err
+	}
+	e.index++
+	require.Equal(t, e.index, e.s.AppliedIndex())
+	require.Len(t, rs[0], len(cmds))
+	checkInvariants(t, e.s)
+	return rs[0], nil
+}
+
+func (e *ddEnv) seats(t *testing.T, d *datadriven.TestData) string {
+	var ev string
+	var f SeatFilter
+	d.ScanArgs(t, "event", &ev)
+	d.MaybeScanArgs(t, "section", &f.Section)
+	d.MaybeScanArgs(t, "category", &f.Category)
+	var state string
+	if d.MaybeScanArgs(t, "state", &state) {
+		st, ok := boxoffice.ParseSeatState(state)
+		require.True(t, ok, "state %q", state)
+		f.State = &st
+	}
+	seats, err := e.s.Seats(ev, f)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	if len(seats) == 0 {
+		return "(none)"
+	}
+	var out []string
+	for _, s := range seats {
+		line := fmt.Sprintf("%s %s %s", s.ID, s.Category, s.State)
+		switch {
+		case s.Hold != "":
+			line += " " + s.Hold
+		case s.Order != "":
+			line += " " + s.Order
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+// parseCommand builds a command from a script line.
+func parseCommand(name string, args []datadriven.CmdArg) (Command, error) {
+	vals := map[string]string{}
+	for _, a := range args {
+		vals[a.Key] = strings.Join(a.Vals, ",")
+	}
+	known := map[string][]string{
+		"create-event": {"id", "name", "sections", "categories", "max-per-buyer", "ttl", "organiser"},
+		"update-event": {"id", "name", "sections", "categories", "max-per-buyer", "ttl", "organiser"},
+		"hold":         {"event", "buyer", "seats", "ttl"},
+		"release":      {"hold", "buyer", "seats"},
+		"purchase":     {"hold", "buyer", "ref"},
+		"expire":       {"max"},
+		"put-node":     {"id", "raft", "http"},
+		"remove-node":  {"id"},
+	}
+	ks, ok := known[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown command %q", name)
+	}
+	for k := range vals {
+		if !slices.Contains(ks, k) {
+			return nil, fmt.Errorf("%s: unknown argument %q", name, k)
+		}
+	}
+	num := func(k string, def int) (int, error) {
+		v, ok := vals[k]
+		if !ok {
+			return def, nil
+		}
+		return strconv.Atoi(v)
+	}
+	switch name {
+	case "create-event", "update-event":
+		secs, err := parseSections(vals["sections"])
+		if err != nil {
+			return nil, err
+		}
+		cats, err := parseCategories(vals["categories"])
+		if err != nil {
+			return nil, err
+		}
+		maxPer, err := num("max-per-buyer", 4)
+		if err != nil {
+			return nil, err
+		}
+		ttl, err := num("ttl", 60)
+		if err != nil {
+			return nil, err
+		}
+		ev := boxoffice.Event{
+			ID: vals["id"], Name: "Event " + vals["id"], Organiser: "org1",
+			Categories: cats, Venue: boxoffice.Venue{Sections: secs},
+			Limits: boxoffice.Limits{MaxSeatsPerBuyer: maxPer, HoldTTLSeconds: ttl},
+		}
+		if n, ok := vals["name"]; ok {
+			ev.Name = n
+		}
+		if o, ok := vals["organiser"]; ok {
+			ev.Organiser = o
+		}
+		if name == "create-event" {
+			return &CreateEvent{Event: ev}, nil
+		}
+		return &UpdateEvent{Event: ev}, nil
+	case "hold":
+		ttl, err := num("ttl", 0)
+		if err != nil {
+			return nil, err
+		}
+		return &Hold{Event: vals["event"], Buyer: vals["buyer"], Seats: splitList(vals["seats"]), TTLSeconds: ttl}, nil
+	case "release":
+		return &Release{Hold: vals["hold"], Buyer: vals["buyer"], Seats: splitList(vals["seats"])}, nil
+	case "purchase":
+		return &Purchase{Hold: vals["hold"], Buyer: vals["buyer"], PaymentRef: vals["ref"]}, nil
+	case "expire":
+		n, err := num("max", 0)
+		if err != nil {
+			return nil, err
+		}
+		return &Expire{Max: n}, nil
+	case "put-node":
+		return &PutNode{Node: boxoffice.Node{ID: vals["id"], RaftAddr: vals["raft"], HTTPAddr: vals["http"]}}, nil
+	case "remove-node":
+		return &RemoveNode{ID: vals["id"]}, nil
+	}
+	panic("unreachable")
+}
+
+func indent(s string) string { return "   " + strings.ReplaceAll(s, "\n", "\n   ") }

@@ -1,0 +1,482 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"boxoffice"
+)
+
+// Helpers shared by the tests of this package: opening stores, building
+// events and entries, a readable dump of every key, and a full check of the
+// store's cross-index invariants.
+
+// openStore opens a store in dir (shard 0, default config).
+func openStore(t testing.TB, dir string) *Store {
+	t.Helper()
+	return openShard(t, dir, 0)
+}
+
+// openShard opens a store of the given shard in dir.
+func openShard(t testing.TB, dir string, shard int) *Store {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	cfg.Shard = shard
+	s, err := Open(cfg)
+	require.NoError(t, err)
+	return s
+}
+
+// newStore opens a store in a fresh temporary directory and closes it when
+// the test ends.
+func newStore(t testing.TB) *Store {
+	t.Helper()
+	s := openStore(t, filepath.Join(t.TempDir(), "db"))
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// entryOf encodes commands as one log entry.
+func entryOf(index uint64, nowMs int64, cmds ...Command) Entry {
+	raw := make([][]byte, len(cmds))
+	for i, c := range cmds {
+		raw[i] = EncodeCommand(c)
+	}
+	return Entry{Index: index, Data: EncodeEntry(nowMs, raw)}
+}
+
+// applyOne applies one entry and returns its results; a halt fails the test.
+func applyOne(t testing.TB, s *Store, index uint64, nowMs int64, cmds ...Command) []Result {
+	t.Helper()
+	rs, err := s.ApplyEntries([]Entry{entryOf(index, nowMs, cmds...)})
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	return rs[0]
+}
+
+// mustHash returns the store's hash.
+func mustHash(t testing.TB, s *Store) [32]byte {
+	t.Helper()
+	h, err := s.Hash()
+	require.NoError(t, err)
+	return h
+}
+
+// stateHash digests every key except the applied-index record: two stores
+// with the same stateHash hold the same seats, holds, orders and events.
+func stateHash(t testing.TB, s *Store) string {
+	t.Helper()
+	var b strings.Builder
+	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
+		if string(k) != keyAppliedStr {
+			fmt.Fprintf(&b, "%q=%q\n", k, v)
+		}
+		return true, nil
+	})
+	require.NoError(t, err)
+	return b.String()
+}
+
+// parseSections parses "A:floor:2x3,B:balcony:1x4".
+func parseSections(spec string) ([]boxoffice.Section, error) {
+	var out []boxoffice.Section
+	for _, part := range splitList(spec) {
+		f := strings.Split(part, ":")
+		if len(f) != 3 {
+			return nil, fmt.Errorf("section %q: want id:category:ROWSxSEATS", part)
+		}
+		rs, ss, ok := strings.Cut(f[2], "x")
+		if !ok {
+			return nil, fmt.Errorf("section %q: want ROWSxSEATS", part)
+		}
+		rows, err1 := strconv.Atoi(rs)
+		seats, err2 := strconv.Atoi(ss)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("section %q: bad size", part)
+		}
+		out = append(out, boxoffice.Section{ID: f[0], Category: f[1], Rows: rows, SeatsPerRow: seats})
+	}
+	return out, nil
+}
+
+// parseCategories parses "floor:9900,balcony:4900".
+func parseCategories(spec string) ([]boxoffice.Category, error) {
+	var out []boxoffice.Category
+	for _, part := range splitList(spec) {
+		id, price, ok := strings.Cut(part, ":")
+		if !ok {
+			return nil, fmt.Errorf("category %q: want id:price", part)
+		}
+		p, err := strconv.ParseInt(price, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("category %q: %w", part, err)
+		}
+		out = append(out, boxoffice.Category{ID: id, Name: strings.ToUpper(id[:min(1, len(id))]) + id[min(1, len(id)):], PriceCents: p})
+	}
+	return out, nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// testEvent builds a valid event from the compact specs.
+func testEvent(t testing.TB, id, sections, categories string, maxPerBuyer, ttlSeconds int) boxoffice.Event {
+	t.Helper()
+	secs, err := parseSections(sections)
+	require.NoError(t, err)
+	cats, err := parseCategories(categories)
+	require.NoError(t, err)
+	return boxoffice.Event{
+		ID: id, Name: "Event " + id, Type: "concert", Location: "Berlin", Organiser: "org1",
+		Categories: cats,
+		Venue:      boxoffice.Venue{Sections: secs},
+		Limits:     boxoffice.Limits{MaxSeatsPerBuyer: maxPerBuyer, HoldTTLSeconds: ttlSeconds},
+	}
+}
+
+// ---- formatting ----
+
+func fmtSections(ss []boxoffice.Section) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = fmt.Sprintf("%s:%s:%dx%d", s.ID, s.Category, s.Rows, s.SeatsPerRow)
+	}
+	return strings.Join(parts, ",")
+}
+
+func fmtCategories(cs []boxoffice.Category) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%s:%d", c.ID, c.PriceCents)
+	}
+	return strings.Join(parts, ",")
+}
+
+func fmtEvent(e *boxoffice.Event) string {
+	return fmt.Sprintf("event %s name=%q organiser=%s sections=%s categories=%s max-per-buyer=%d ttl=%d capacity=%d",
+		e.ID, e.Name, e.Organiser, fmtSections(e.Venue.Sections), fmtCategories(e.Categories),
+		e.Limits.MaxSeatsPerBuyer, e.Limits.HoldTTLSeconds, e.Venue.Capacity())
+}
+
+func fmtHold(h *boxoffice.Hold) string {
+	s := fmt.Sprintf("hold %s %s event=%s buyer=%s seats=%s created=%d expires=%d",
+		h.ID, h.State, h.Event, h.Buyer, strings.Join(h.Seats, ","), h.CreatedAtMs, h.ExpiresAtMs)
+	if h.Order != "" {
+		s += " order=" + h.Order
+	}
+	return s
+}
+
+func fmtOrder(o *boxoffice.Order) string {
+	return fmt.Sprintf("order %s %s event=%s hold=%s buyer=%s seats=%s amount=%d ref=%s created=%d",
+		o.ID, o.State, o.Event, o.Hold, o.Buyer, strings.Join(o.Seats, ","), o.AmountCents, o.PaymentRef, o.CreatedAtMs)
+}
+
+// fmtResult renders one command's result on one or more lines.
+func fmtResult(c Command, r Result) string {
+	if r.Err != nil {
+		return "error " + r.Err.Error()
+	}
+	var lines []string
+	switch c.(type) {
+	case *Expire:
+		lines = append(lines, fmt.Sprintf("expired %d", r.Expired))
+	case *PutNode, *RemoveNode:
+		lines = append(lines, "ok")
+	}
+	if r.Event != nil {
+		lines = append(lines, fmtEvent(r.Event))
+	}
+	if r.Order != nil {
+		lines = append(lines, fmtOrder(r.Order))
+	}
+	if r.Hold != nil {
+		lines = append(lines, fmtHold(r.Hold))
+	}
+	if len(lines) == 0 {
+		lines = append(lines, "ok (empty result)")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// dumpStore renders every key and value of the store, one per line, in key
+// order, decoding each table.
+func dumpStore(t testing.TB, s *Store) string {
+	t.Helper()
+	var lines []string
+	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
+		line, err := dumpKV(s, k, v)
+		if err != nil {
+			return false, fmt.Errorf("key %q: %w", k, err)
+		}
+		lines = append(lines, line)
+		return true, nil
+	})
+	require.NoError(t, err)
+	if len(lines) == 0 {
+		return "(empty)"
+	}
+	return strings.Join(lines, "\n")
+}
+
+func dumpKV(s *Store, k, v []byte) (string, error) {
+	parts := func() []string { return strings.Split(string(k[1:]), "\x00") }
+	switch k[0] {
+	case tagMeta:
+		if string(k) != keyAppliedStr || len(v) != 16 {
+			return "", fmt.Errorf("bad meta record")
+		}
+		return fmt.Sprintf("meta applied=%d now=%d", binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])), nil
+	case tagEvent:
+		e, err := decodeEventValue(v)
+		if err != nil {
+			return "", err
+		}
+		if e.ID != string(k[1:]) {
+			return "", fmt.Errorf("event key names %q, value %q", k[1:], e.ID)
+		}
+		return fmtEvent(e), nil
+	case tagSeat:
+		if len(k) < 6 || k[len(k)-5] != 0 {
+			return "", fmt.Errorf("bad seat key")
+		}
+		event, idx := string(k[1:len(k)-5]), seatIndexOf(k)
+		l, err := s.Layout(event)
+		if err != nil {
+			return "", err
+		}
+		if idx >= l.Capacity() {
+			return "", fmt.Errorf("seat index %d out of %d", idx, l.Capacity())
+		}
+		rec, err := decodeSeat(v)
+		if err != nil {
+			return "", err
+		}
+		out := fmt.Sprintf("seat %s/%s %s by %s", event, l.ID(idx), rec.state, rec.owner)
+		if rec.state == boxoffice.SeatHeld {
+			out += fmt.Sprintf(" until %d", rec.expiresAtMs)
+		}
+		return out, nil
+	case tagHold:
+		h, err := decodeHold(v)
+		if err != nil {
+			return "", err
+		}
+		return fmtHold(h), nil
+	case tagOrder:
+		o, err := decodeOrder(v)
+		if err != nil {
+			return "", err
+		}
+		return fmtOrder(o), nil
+	case tagBuyerHold:
+		bh, err := decodeBuyerHold(v)
+		if err != nil {
+			return "", err
+		}
+		p := parts()
+		if len(p) != 3 {
+			return "", fmt.Errorf("bad buyer-hold key")
+		}
+		return fmt.Sprintf("buyer-hold %s/%s/%s expires=%d seats=%d", p[0], p[1], p[2], bh.expiresAtMs, bh.seats), nil
+	case tagBuyerSold:
+		n, err := decodeCount(v)
+		if err != nil {
+			return "", err
+		}
+		p := parts()
+		if len(p) != 2 {
+			return "", fmt.Errorf("bad buyer-sold key")
+		}
+		return fmt.Sprintf("buyer-sold %s/%s %d", p[0], p[1], n), nil
+	case tagExpiry:
+		if len(k) < 10 || len(v) != 0 {
+			return "", fmt.Errorf("bad expiry record")
+		}
+		return fmt.Sprintf("expiry %d %s", binary.BigEndian.Uint64(k[1:9]), k[9:]), nil
+	case tagHoldsBy, tagOrdersBy:
+		p := parts()
+		if len(p) != 2 || len(v) != 0 {
+			return "", fmt.Errorf("bad by-buyer record")
+		}
+		name := "holds-of"
+		if k[0] == tagOrdersBy {
+			name = "orders-of"
+		}
+		return fmt.Sprintf("%s %s %s", name, p[0], p[1]), nil
+	case tagNode:
+		n, err := decodeNode(v)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("node %s raft=%s http=%s", n.ID, n.RaftAddr, n.HTTPAddr), nil
+	}
+	return "", fmt.Errorf("unknown table %q", k[0])
+}
+
+// checkInvariants reads every record of the store and checks that the
+// tables agree with one another: every taken seat belongs to exactly the
+// hold or order that lists it, every active hold owns its seats or has
+// expired, the buyer and expiry indexes list exactly the active holds, and
+// the per-buyer sold counts are the sums of the buyers' orders.
+func checkInvariants(t testing.TB, s *Store) {
+	t.Helper()
+	type seatKeyT struct {
+		event string
+		idx   int
+	}
+	seats := map[seatKeyT]seatRec{}
+	holds := map[string]*boxoffice.Hold{}
+	orders := map[string]*boxoffice.Order{}
+	buyerHolds := map[string]buyerHold{} // event/buyer/hold
+	buyerSold := map[string]int{}        // event/buyer
+	expiry := map[string]int64{}         // hold -> expiresAt
+	holdsBy := map[string]bool{}         // buyer/hold
+	ordersBy := map[string]bool{}        // buyer/order
+	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
+		var err error
+		switch k[0] {
+		case tagSeat:
+			var rec seatRec
+			if rec, err = decodeSeat(v); err == nil {
+				seats[seatKeyT{string(k[1 : len(k)-5]), seatIndexOf(k)}] = rec
+			}
+		case tagHold:
+			var h *boxoffice.Hold
+			if h, err = decodeHold(v); err == nil {
+				holds[h.ID] = h
+			}
+		case tagOrder:
+			var o *boxoffice.Order
+			if o, err = decodeOrder(v); err == nil {
+				orders[o.ID] = o
+			}
+		case tagBuyerHold:
+			var bh buyerHold
+			if bh, err = decodeBuyerHold(v); err == nil {
+				buyerHolds[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = bh
+			}
+		case tagBuyerSold:
+			var n int
+			if n, err = decodeCount(v); err == nil {
+				buyerSold[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = n
+			}
+		case tagExpiry:
+			expiry[string(k[9:])] = int64(binary.BigEndian.Uint64(k[1:9]))
+		case tagHoldsBy:
+			holdsBy[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = true
+		case tagOrdersBy:
+			ordersBy[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = true
+		}
+		return true, err
+	})
+	require.NoError(t, err)
+	now := s.NowMs()
+
+	layout := func(event string) *boxoffice.Layout {
+		l, err := s.Layout(event)
+		require.NoError(t, err, "event %q", event)
+		return l
+	}
+	// Every seat record names an owner that lists the seat.
+	for sk, rec := range seats {
+		id := layout(sk.event).ID(sk.idx)
+		switch rec.state {
+		case boxoffice.SeatHeld:
+			h := holds[rec.owner]
+			require.NotNil(t, h, "seat %s/%s held by missing hold %s", sk.event, id, rec.owner)
+			require.Equal(t, sk.event, h.Event)
+			require.Contains(t, h.Seats, id, "seat %s/%s held by %s which does not list it", sk.event, id, h.ID)
+			require.Equal(t, h.ExpiresAtMs, rec.expiresAtMs)
+			if rec.takenAt(now) {
+				require.Equal(t, boxoffice.HoldActive, h.State, "unexpired seat %s/%s held by %s hold", sk.event, id, h.State)
+			}
+		case boxoffice.SeatSold:
+			o := orders[rec.owner]
+			require.NotNil(t, o, "seat %s/%s sold by missing order %s", sk.event, id, rec.owner)
+			require.Equal(t, sk.event, o.Event)
+			require.Contains(t, o.Seats, id)
+		default:
+			t.Fatalf("seat %s/%s in state %v", sk.event, id, rec.state)
+		}
+	}
+	// Every active, unexpired hold owns each of its seats; every hold is
+	// indexed exactly while it is active.
+	for _, h := range holds {
+		require.NotEmpty(t, h.Seats, "hold %s", h.ID)
+		bk := h.Event + "/" + h.Buyer + "/" + h.ID
+		require.True(t, holdsBy[h.Buyer+"/"+h.ID], "hold %s not in holds-of", h.ID)
+		if h.State != boxoffice.HoldActive {
+			require.NotContains(t, buyerHolds, bk, "ended hold %s still in buyer index", h.ID)
+			require.NotContains(t, expiry, h.ID, "ended hold %s still in expiry index", h.ID)
+			continue
+		}
+		require.Equal(t, buyerHold{expiresAtMs: h.ExpiresAtMs, seats: len(h.Seats)}, buyerHolds[bk], "buyer index of %s", h.ID)
+		require.Equal(t, h.ExpiresAtMs, expiry[h.ID], "expiry index of %s", h.ID)
+		if h.ExpiresAtMs > now {
+			l := layout(h.Event)
+			for _, id := range h.Seats {
+				idx, ok := l.Index(id)
+				require.True(t, ok, "hold %s seat %s", h.ID, id)
+				rec, ok := seats[seatKeyT{h.Event, idx}]
+				require.True(t, ok && rec.state == boxoffice.SeatHeld && rec.owner == h.ID,
+					"active hold %s does not own its seat %s: %+v", h.ID, id, rec)
+			}
+		}
+	}
+	for bk := range buyerHolds {
+		p := strings.Split(bk, "/")
+		require.Contains(t, holds, p[2], "buyer index names missing hold %s", p[2])
+	}
+	for id := range expiry {
+		require.Contains(t, holds, id, "expiry index names missing hold %s", id)
+	}
+	// Every order owns its seats for ever; sold counts add up.
+	wantSold := map[string]int{}
+	for _, o := range orders {
+		require.True(t, ordersBy[o.Buyer+"/"+o.ID], "order %s not in orders-of", o.ID)
+		require.Equal(t, boxoffice.HoldPurchased, holds[o.Hold].State, "hold of order %s", o.ID)
+		require.Equal(t, o.ID, holds[o.Hold].Order)
+		l := layout(o.Event)
+		for _, id := range o.Seats {
+			idx, ok := l.Index(id)
+			require.True(t, ok)
+			rec := seats[seatKeyT{o.Event, idx}]
+			require.True(t, rec.state == boxoffice.SeatSold && rec.owner == o.ID, "order %s does not own seat %s: %+v", o.ID, id, rec)
+		}
+		wantSold[o.Event+"/"+o.Buyer] += len(o.Seats)
+	}
+	require.Equal(t, wantSold, buyerSold, "per-buyer sold counts")
+	for k := range ordersBy {
+		require.Contains(t, orders, strings.Split(k, "/")[1])
+	}
+	for k := range holdsBy {
+		require.Contains(t, holds, strings.Split(k, "/")[1])
+	}
+}
+
+// sortedKeys returns a map's keys in order, for deterministic output.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
