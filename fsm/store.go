@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"boxoffice"
 )
@@ -32,10 +33,14 @@ type Config struct {
 	Shard int
 	// MemTableBytes is Pebble's memtable size.
 	MemTableBytes uint64
+	// CacheBytes is Pebble's block cache; 0 keeps Pebble's default (8 MiB).
+	// Holds read seat records at random; a cache that fits an event's
+	// taken seats keeps those reads off the disk.
+	CacheBytes int64
 }
 
 // DefaultConfig returns the defaults for everything but Dir and Shard.
-func DefaultConfig() Config { return Config{MemTableBytes: 16 << 20} }
+func DefaultConfig() Config { return Config{MemTableBytes: 16 << 20, CacheBytes: 64 << 20} }
 
 // Validate lists every problem of the config at once.
 func (c Config) Validate() error {
@@ -48,6 +53,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemTableBytes < 1<<20 || c.MemTableBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("fsm: MemTableBytes %d out of range 1MiB..1GiB", c.MemTableBytes))
+	}
+	if c.CacheBytes != 0 && (c.CacheBytes < 1<<20 || c.CacheBytes > 64<<30) {
+		errs = append(errs, fmt.Errorf("fsm: CacheBytes %d out of range 1MiB..64GiB (or 0)", c.CacheBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -94,6 +102,17 @@ func openPebble(cfg Config) (*pebble.DB, error) {
 		MemTableSize:       cfg.MemTableBytes,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             quietLogger{},
+	}
+	// Bloom filters on every level: most point reads of a hold are for
+	// seats that have no record (free seats), and a filter answers those
+	// without reading a data block.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	if cfg.CacheBytes > 0 {
+		cache := pebble.NewCache(cfg.CacheBytes)
+		defer cache.Unref() // Open takes its own reference
+		opts.Cache = cache
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
