@@ -62,6 +62,9 @@ type Config struct {
 	BatchCommandsMax int
 	BatchBytesMax    int
 	// InflightEntriesMax bounds entries proposed but not yet committed.
+	// Keep it small: the batcher fills the next entry only while it waits
+	// for this bound, so a bound as large as the number of concurrent
+	// callers makes every command an entry of its own.
 	InflightEntriesMax int
 
 	// ApplyTimeout bounds one proposal's wait for commit and apply.
@@ -95,7 +98,7 @@ func DefaultConfig() Config {
 		Batching:           true,
 		BatchCommandsMax:   512,
 		BatchBytesMax:      512 << 10,
-		InflightEntriesMax: 256,
+		InflightEntriesMax: 4,
 		ApplyTimeout:       5 * time.Second,
 		SweepInterval:      time.Second,
 		RebalanceInterval:  2 * time.Second,

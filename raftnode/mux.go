@@ -45,10 +45,15 @@ type advertAddr string
 func (a advertAddr) Network() string { return "tcp" }
 func (a advertAddr) String() string  { return string(a) }
 
-// layer returns the stream layer of a shard, for its Raft transport.
+// layer returns the stream layer of a shard, for its Raft transport. The
+// first call registers it; later calls return the same layer, so that
+// connections routed to it before its transport opened are not stranded.
 func (m *mux) layer(shard int) *streamLayer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if l, ok := m.layers[uint16(shard)]; ok {
+		return l
+	}
 	l := &streamLayer{
 		shard:  uint16(shard),
 		addr:   m.advertise,
@@ -105,6 +110,13 @@ func (m *mux) route(conn net.Conn) {
 	}
 	select {
 	case l.accept <- conn:
+		// If the layer closed meanwhile, its Close may have emptied the
+		// queue before this connection arrived: empty it again.
+		select {
+		case <-l.closed:
+			l.closeQueued()
+		default:
+		}
 	case <-l.closed:
 		conn.Close()
 	}
@@ -171,7 +183,21 @@ func (l *streamLayer) Accept() (net.Conn, error) {
 
 func (l *streamLayer) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
+	l.closeQueued()
 	return nil
+}
+
+// closeQueued closes connections queued for a layer that will accept no
+// more: left open, their peers would wait for their RPC's I/O timeout.
+func (l *streamLayer) closeQueued() {
+	for {
+		select {
+		case c := <-l.accept:
+			c.Close()
+		default:
+			return
+		}
+	}
 }
 
 func (l *streamLayer) Addr() net.Addr { return l.addr }

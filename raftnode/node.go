@@ -238,9 +238,10 @@ func (n *Node) leaderDuties() {
 
 // rebalanceLoop spreads leadership so that each node leads about S/N shards.
 // Each node looks only at itself: if it leads more than its share, it hands
-// one shard to the live voter that leads the fewest. A transfer only ever
-// moves a node toward its share, so two nodes never hand a shard back and
-// forth.
+// one shard to the live voter that leads the fewest, provided that one leads
+// at least two fewer: a transfer always narrows the gap between the two
+// nodes, so two nodes never hand a shard back and forth (even while a dead
+// voter keeps the live ones from all reaching their share).
 func (n *Node) rebalanceLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.RebalanceInterval)
@@ -292,6 +293,13 @@ func (n *Node) rebalanceOnce() {
 		}
 	}
 	if target == "" || len(mine) == 0 {
+		return
+	}
+	// Hand a shard over only if that narrows the gap between the two
+	// nodes. While a voter is down the live ones may be unable to all
+	// lead within floor..ceil; without this check, two of them above
+	// ceil would pass a shard back and forth forever.
+	if leads[target]+1 >= len(mine) {
 		return
 	}
 	if len(mine) > ceil || (len(mine) > floor && leads[target] < floor) {

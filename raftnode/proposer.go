@@ -28,7 +28,10 @@ type proposer struct {
 	queue    chan *proposal
 	inflight chan inflightEntry
 	stop     chan struct{}
-	wg       sync.WaitGroup
+	// exited is closed once both loops have returned: every proposal they
+	// took has its answer in its done channel by then.
+	exited chan struct{}
+	wg     sync.WaitGroup
 }
 
 type proposal struct {
@@ -56,6 +59,7 @@ func newProposer(r *raft.Raft, cfg *Config) *proposer {
 		queue:    make(chan *proposal, proposalQueueMax),
 		inflight: make(chan inflightEntry, cfg.InflightEntriesMax),
 		stop:     make(chan struct{}),
+		exited:   make(chan struct{}),
 	}
 	p.wg.Add(2)
 	go p.batchLoop()
@@ -84,6 +88,17 @@ func (p *proposer) propose(ctx context.Context, cmd []byte) (fsm.Result, error) 
 		return r.res, r.err
 	case <-ctx.Done():
 		return fsm.Result{}, ctxErr(ctx)
+	case <-p.exited:
+		// Queued as the proposer stopped: if the loops took it, its
+		// answer is waiting; if not, it was never proposed and nobody
+		// will answer it.
+		select {
+		case r := <-pr.done:
+			donePool.Put(pr.done)
+			return r.res, r.err
+		default:
+			return fsm.Result{}, errShutdown
+		}
 	}
 }
 
@@ -192,4 +207,5 @@ func raftErr(err error) error {
 func (p *proposer) close() {
 	close(p.stop)
 	p.wg.Wait()
+	close(p.exited)
 }

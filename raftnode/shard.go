@@ -195,7 +195,31 @@ func (s *Shard) ReadBarrier(ctx context.Context) error {
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return raftErr(err)
 	}
-	return s.WaitApplied(ctx, commit)
+	return s.WaitApplied(ctx, s.lastFSMIndex(commit))
+}
+
+// lastFSMIndex returns the newest index at or below index of an entry that
+// the state machine is handed. hashicorp/raft hands it commands and
+// configuration changes only: a new leader's no-op and the barriers above
+// never move the store's applied index, so waiting for one of them would
+// wait for the next write.
+func (s *Shard) lastFSMIndex(index uint64) uint64 {
+	for index > s.store.AppliedIndex() {
+		var l raft.Log
+		if err := s.bolt.GetLog(index, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				// Compacted: a snapshot covers it, and the store holds
+				// everything that snapshot holds.
+				return 0
+			}
+			return index // cannot tell: wait for it, as for any entry
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return index
+		}
+		index--
+	}
+	return index
 }
 
 // WaitApplied waits until the state machine has applied index.
