@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -53,6 +54,43 @@ func MintToken(secret []byte, subject string, role Role, ttl time.Duration) (str
 
 var bearer = []byte("Bearer ")
 
+// tokenCacheMax bounds the verified tokens remembered; the cache is emptied
+// when it is full.
+const tokenCacheMax = 100_000
+
+// tokenCache remembers verified tokens until they expire: a buyer sends the
+// same token with every request, and verifying it (base64, JSON, HMAC) costs
+// more than the rest of a hold's HTTP handling. A forwarded request is
+// verified on the follower and again on the leader; both hit the cache.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]cachedToken
+}
+
+type cachedToken struct {
+	p   Principal
+	exp time.Time
+}
+
+func (c *tokenCache) get(tok string, now time.Time) (Principal, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[tok]
+	if !ok || !now.Before(e.exp) {
+		return Principal{}, false
+	}
+	return e.p, true
+}
+
+func (c *tokenCache) put(tok string, p Principal, exp time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= tokenCacheMax {
+		c.m = make(map[string]cachedToken)
+	}
+	c.m[tok] = cachedToken{p: p, exp: exp}
+}
+
 // authenticate verifies the request's bearer token.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (Principal, error) {
 	h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
@@ -62,8 +100,13 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (Principal, error) {
 	if !bytes.HasPrefix(h, bearer) {
 		return Principal{}, boxoffice.Errorf(boxoffice.CodeUnauthorized, "the Authorization header must be 'Bearer <token>'")
 	}
+	raw := h[len(bearer):]
+	now := time.Now()
+	if p, ok := s.tokens.get(string(raw), now); ok {
+		return p, nil
+	}
 	var c claims
-	_, err := jwt.ParseWithClaims(string(h[len(bearer):]), &c, func(*jwt.Token) (any, error) {
+	_, err := jwt.ParseWithClaims(string(raw), &c, func(*jwt.Token) (any, error) {
 		return s.cfg.AuthSecret, nil
 	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
 	if err != nil {
@@ -81,7 +124,9 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (Principal, error) {
 	default:
 		return Principal{}, boxoffice.Errorf(boxoffice.CodeUnauthorized, "token role %q is unknown", c.Role)
 	}
-	return Principal{Subject: c.Subject, Role: c.Role}, nil
+	p := Principal{Subject: c.Subject, Role: c.Role}
+	s.tokens.put(string(raw), p, c.ExpiresAt.Time)
+	return p, nil
 }
 
 // require authenticates and checks the caller has one of roles.

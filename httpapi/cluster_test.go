@@ -243,6 +243,10 @@ func TestBadInputGetsProblemAndChangesNothing(t *testing.T) {
 	for i := range tooMany {
 		tooMany[i] = fmt.Sprintf("A-1-%d", i+1)
 	}
+	expired, err := httpapi.MintToken(testcluster.Secret, "u1", httpapi.RoleBuyer, -time.Minute)
+	require.NoError(t, err)
+	otherSecret, err := httpapi.MintToken([]byte("another-secret-0123456789"), "u1", httpapi.RoleBuyer, time.Hour)
+	require.NoError(t, err)
 	cases := []struct {
 		name, method, path, token string
 		body                      any
@@ -265,6 +269,8 @@ func TestBadInputGetsProblemAndChangesNothing(t *testing.T) {
 		{"seat already held", "POST", "/v1/events/bad-1/holds", buyer("u2"), `{"seats":["A-1-2","A-1-1"]}`, 409, "seat_unavailable"},
 		{"no token", "POST", "/v1/events/bad-1/holds", "", `{"seats":["A-1-2"]}`, 401, "unauthorized"},
 		{"bad token", "POST", "/v1/events/bad-1/holds", "not.a.token", `{"seats":["A-1-2"]}`, 401, "unauthorized"},
+		{"expired token", "POST", "/v1/events/bad-1/holds", expired, `{"seats":["A-1-2"]}`, 401, "unauthorized"},
+		{"token of another secret", "POST", "/v1/events/bad-1/holds", otherSecret, `{"seats":["A-1-2"]}`, 401, "unauthorized"},
 		{"buyer creates event", "POST", "/v1/events", buyer("u1"), testcluster.Event("bad-3", 1, 1, 1), 403, "forbidden"},
 		{"event without sections", "POST", "/v1/events", organiser("o1"), noSections, 400, "invalid_argument"},
 		{"event exists", "POST", "/v1/events", organiser("o1"), testcluster.Event("bad-1", 1, 1, 1), 409, "event_exists"},

@@ -97,6 +97,8 @@ type Server struct {
 	log  *slog.Logger
 	fwd  *forwarder
 	srv  *fasthttp.Server
+
+	tokens tokenCache
 }
 
 // New builds a server for node.
