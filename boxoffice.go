@@ -28,6 +28,13 @@ const (
 	HoldTTLMax           = 3600 // seconds
 	DefaultHoldTTL       = 600  // seconds
 	DefaultSeatsPerBuyer = 8
+	// HoldLifetimeFactor bounds extensions: a hold lives at most this many
+	// times its event's hold TTL, counted from its creation.
+	HoldLifetimeFactor = 2
+	// IdempotencyKeyLenMax bounds an Idempotency-Key; IdempotencyTTLMs is
+	// how long the state machine remembers one.
+	IdempotencyKeyLenMax = 128
+	IdempotencyTTLMs     = 24 * 60 * 60 * 1000
 )
 
 // ValidID reports whether s is a creator-chosen identifier: [A-Za-z0-9._-]{1,64}.

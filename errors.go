@@ -21,6 +21,8 @@ const (
 	CodeHoldExpired       Code = "hold_expired"
 	CodeHoldNotActive     Code = "hold_not_active"
 	CodeOrderNotFound     Code = "order_not_found"
+	CodeOrderNotActive    Code = "order_not_active"
+	CodeHoldExtendLimit   Code = "hold_extension_limit"
 	CodeLayoutShrink      Code = "layout_in_use"
 	CodeForbidden         Code = "forbidden"
 	CodeUnauthorized      Code = "unauthorized"
@@ -84,6 +86,8 @@ var (
 	ErrHoldExpired     = &Error{Code: CodeHoldExpired}
 	ErrHoldNotActive   = &Error{Code: CodeHoldNotActive}
 	ErrOrderNotFound   = &Error{Code: CodeOrderNotFound}
+	ErrForbidden       = &Error{Code: CodeForbidden}
+	ErrIdempotency     = &Error{Code: CodeIdempotencyReused}
 	ErrNotLeader       = &Error{Code: CodeNotLeader}
 	ErrNoLeader        = &Error{Code: CodeNoLeader}
 	ErrNotFound        = &Error{Code: CodeNotFound}

@@ -72,6 +72,14 @@ func (a *applier) apply(c Command) (Result, error) {
 		return Result{}, a.b.Set(key(tagNode, c.Node.ID), encodeNode(c.Node), nil)
 	case *RemoveNode:
 		return Result{}, a.b.Delete(key(tagNode, c.ID), nil)
+	case *ExtendHold:
+		return a.extendHold(c)
+	case *CancelOrder:
+		return a.cancelOrder(c)
+	case *Exchange:
+		return a.exchange(c)
+	case *Idempotent:
+		return a.idempotent(c)
 	}
 	return Result{}, fmt.Errorf("no handler for command type %d", c.Type())
 }
@@ -360,10 +368,10 @@ func (a *applier) activeHold(id, buyer string) (*boxoffice.Hold, *boxoffice.Erro
 		return nil, nil, err
 	}
 	switch {
-	case h == nil || (buyer != "" && h.Buyer != buyer):
-		// Another buyer's hold is reported as missing: ids are not secrets,
-		// but holds are private.
+	case h == nil:
 		return nil, &boxoffice.Error{Code: boxoffice.CodeHoldNotFound, Detail: fmt.Sprintf("hold %q", id)}, nil
+	case buyer != "" && h.Buyer != buyer:
+		return nil, &boxoffice.Error{Code: boxoffice.CodeForbidden, Detail: fmt.Sprintf("hold %q belongs to another buyer", id)}, nil
 	case h.State == boxoffice.HoldExpired || (h.State == boxoffice.HoldActive && h.ExpiresAtMs <= a.nowMs):
 		return nil, &boxoffice.Error{Code: boxoffice.CodeHoldExpired, Detail: fmt.Sprintf("hold %q expired", id)}, nil
 	case h.State != boxoffice.HoldActive:
@@ -482,11 +490,7 @@ func (a *applier) purchase(c *Purchase) (Result, error) {
 			return Result{}, err
 		}
 	}
-	have, err := a.soldCount(h.Event, h.Buyer)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := a.b.Set(key(tagBuyerSold, h.Event, h.Buyer), encodeCount(have+len(h.Seats)), nil); err != nil {
+	if err := a.addSold(h.Event, h.Buyer, len(h.Seats)); err != nil {
 		return Result{}, err
 	}
 	h.Order = o.ID
@@ -543,6 +547,10 @@ func (a *applier) expire(c *Expire) (Result, error) {
 		if err := a.endHold(h, boxoffice.HoldExpired); err != nil {
 			return Result{}, err
 		}
+	}
+	// The same sweep forgets idempotency records past their TTL.
+	if _, err := a.expireIdem(limit); err != nil {
+		return Result{}, err
 	}
 	return Result{Expired: len(ids)}, nil
 }

@@ -41,6 +41,10 @@ const (
 	TypeExpire      Type = 6
 	TypePutNode     Type = 7
 	TypeRemoveNode  Type = 8
+	TypeExtendHold  Type = 9
+	TypeCancelOrder Type = 10
+	TypeExchange    Type = 11
+	TypeIdempotent  Type = 12
 )
 
 // Command is one state change. Each concrete type below is one command.
@@ -95,6 +99,43 @@ type PutNode struct{ Node boxoffice.Node }
 // RemoveNode forgets a member's addresses.
 type RemoveNode struct{ ID string }
 
+// ExtendHold moves an active hold's expiry to now + TTLSeconds (0: the
+// event's hold TTL), never earlier than it was and never past
+// HoldLifetimeFactor times the event's hold TTL after the hold's creation.
+type ExtendHold struct {
+	Hold       string
+	Buyer      string
+	TTLSeconds int
+}
+
+// CancelOrder cancels a paid order: its seats are free at once.
+type CancelOrder struct {
+	Order string
+	Buyer string
+}
+
+// Exchange swaps seats of a paid order for free seats of the same
+// categories, in one step: the seats in Take are sold to the order and those
+// in Release freed, or nothing changes.
+type Exchange struct {
+	Order   string
+	Buyer   string
+	Release []string
+	Take    []string
+}
+
+// Idempotent runs Command once per (Subject, Key). The first run's result is
+// stored with a hash of the request; a later command with the same key and
+// hash gets that result again without running, one with another hash is
+// rejected with idempotency_key_reused. Records are forgotten after
+// IdempotencyTTLMs of the state machine's clock.
+type Idempotent struct {
+	Subject string
+	Key     string
+	Hash    []byte
+	Command Command
+}
+
 func (CreateEvent) Type() Type { return TypeCreateEvent }
 func (UpdateEvent) Type() Type { return TypeUpdateEvent }
 func (Hold) Type() Type        { return TypeHold }
@@ -103,6 +144,10 @@ func (Purchase) Type() Type    { return TypePurchase }
 func (Expire) Type() Type      { return TypeExpire }
 func (PutNode) Type() Type     { return TypePutNode }
 func (RemoveNode) Type() Type  { return TypeRemoveNode }
+func (ExtendHold) Type() Type  { return TypeExtendHold }
+func (CancelOrder) Type() Type { return TypeCancelOrder }
+func (Exchange) Type() Type    { return TypeExchange }
+func (Idempotent) Type() Type  { return TypeIdempotent }
 
 func (c *CreateEvent) encode(w *writer) { encodeEvent(w, &c.Event) }
 func (c *CreateEvent) decode(r *reader) { decodeEvent(r, &c.Event) }
@@ -165,6 +210,76 @@ func (c *PutNode) decode(r *reader) {
 func (c *RemoveNode) encode(w *writer) { w.str(c.ID) }
 func (c *RemoveNode) decode(r *reader) { c.ID = r.str() }
 
+func (c *ExtendHold) encode(w *writer) {
+	w.str(c.Hold)
+	w.str(c.Buyer)
+	w.int(c.TTLSeconds)
+}
+
+func (c *ExtendHold) decode(r *reader) {
+	c.Hold = r.str()
+	c.Buyer = r.str()
+	c.TTLSeconds = r.int()
+}
+
+func (c *CancelOrder) encode(w *writer) {
+	w.str(c.Order)
+	w.str(c.Buyer)
+}
+
+func (c *CancelOrder) decode(r *reader) {
+	c.Order = r.str()
+	c.Buyer = r.str()
+}
+
+func (c *Exchange) encode(w *writer) {
+	w.str(c.Order)
+	w.str(c.Buyer)
+	w.strs(c.Release)
+	w.strs(c.Take)
+}
+
+func (c *Exchange) decode(r *reader) {
+	c.Order = r.str()
+	c.Buyer = r.str()
+	c.Release = r.strs()
+	c.Take = r.strs()
+}
+
+// idempotentOK reports whether a command type may be wrapped in Idempotent:
+// the writes a client makes, not the leader's housekeeping, and no nesting.
+func idempotentOK(t Type) bool {
+	switch t {
+	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
+		TypeExtendHold, TypeCancelOrder, TypeExchange:
+		return true
+	}
+	return false
+}
+
+func (c *Idempotent) encode(w *writer) {
+	w.str(c.Subject)
+	w.str(c.Key)
+	w.bytes(c.Hash)
+	w.bytes(EncodeCommand(c.Command))
+}
+
+func (c *Idempotent) decode(r *reader) {
+	c.Subject = r.str()
+	c.Key = r.str()
+	c.Hash = r.bytes()
+	inner := r.bytesMax(CommandBytesMax)
+	if r.err != nil {
+		return
+	}
+	cmd, err := DecodeCommand(inner)
+	if err != nil || !idempotentOK(cmd.Type()) {
+		r.fail()
+		return
+	}
+	c.Command = cmd
+}
+
 // newCommand returns an empty command of type t, or nil for an unknown type.
 func newCommand(t Type) Command {
 	switch t {
@@ -184,6 +299,14 @@ func newCommand(t Type) Command {
 		return &PutNode{}
 	case TypeRemoveNode:
 		return &RemoveNode{}
+	case TypeExtendHold:
+		return &ExtendHold{}
+	case TypeCancelOrder:
+		return &CancelOrder{}
+	case TypeExchange:
+		return &Exchange{}
+	case TypeIdempotent:
+		return &Idempotent{}
 	}
 	return nil
 }

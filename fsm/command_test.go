@@ -31,6 +31,11 @@ func sampleCommands() []Command {
 		&Expire{Max: 0},
 		&PutNode{Node: boxoffice.Node{ID: "n1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:8080"}},
 		&RemoveNode{ID: "n1"},
+		&ExtendHold{Hold: "h_0.1.0", Buyer: "u1", TTLSeconds: 60},
+		&CancelOrder{Order: "o_0.2.0", Buyer: "u1"},
+		&Exchange{Order: "o_0.2.0", Buyer: "u1", Release: []string{"A-1-1"}, Take: []string{"A-2-1"}},
+		&Idempotent{Subject: "u1", Key: "k-1", Hash: bytes.Repeat([]byte{7}, IdempotencyHashLen),
+			Command: &Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1"}, TTLSeconds: 0}},
 	}
 }
 
@@ -48,7 +53,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		require.Equal(t, append([]byte("prefix"), b...), AppendCommand([]byte("prefix"), c))
 		types[c.Type()] = true
 	}
-	for ty := TypeCreateEvent; ty <= TypeRemoveNode; ty++ {
+	for ty := TypeCreateEvent; ty <= TypeIdempotent; ty++ {
 		require.True(t, types[ty], "no sample of type %d", ty)
 	}
 }
@@ -109,7 +114,7 @@ func TestDecodeCommandRejects(t *testing.T) {
 			require.ErrorContains(t, err, "unknown version", "%s with version %d", name, v)
 		}
 	}
-	for _, ty := range []byte{0, 9, 200, 255} {
+	for _, ty := range []byte{0, 13, 200, 255} {
 		_, err := DecodeCommand([]byte{commandVersion, ty, 0, 0, 0})
 		require.ErrorContains(t, err, "unknown type", "type %d", ty)
 	}

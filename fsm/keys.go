@@ -17,6 +17,8 @@ import "encoding/binary"
 //	H <buyer> 0 <hold>                 → every hold of a buyer
 //	O <buyer> 0 <order>                → every order of a buyer
 //	n <node>                           → cluster member
+//	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
+//	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
 const (
 	tagMeta       = 'm'
 	tagEvent      = 'e'
@@ -29,6 +31,8 @@ const (
 	tagHoldsBy    = 'H'
 	tagOrdersBy   = 'O'
 	tagNode       = 'n'
+	tagIdem       = 'i'
+	tagIdemAge    = 'I'
 	keyAppliedStr = "mapplied"
 )
 

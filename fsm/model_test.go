@@ -200,8 +200,10 @@ func (m *model) hold(c *Hold, pos int) Result {
 func (m *model) activeHold(id, buyer string) (*boxoffice.Hold, boxoffice.Code) {
 	h := m.holds[id]
 	switch {
-	case h == nil || (buyer != "" && h.Buyer != buyer):
+	case h == nil:
 		return nil, boxoffice.CodeHoldNotFound
+	case buyer != "" && h.Buyer != buyer:
+		return nil, boxoffice.CodeForbidden
 	case h.State == boxoffice.HoldExpired || (h.State == boxoffice.HoldActive && h.ExpiresAtMs <= m.nowMs):
 		return nil, boxoffice.CodeHoldExpired
 	case h.State != boxoffice.HoldActive:

@@ -196,6 +196,9 @@ type Result struct {
 	Hold    *boxoffice.Hold
 	Order   *boxoffice.Order
 	Expired int
+	// Replayed is set when an Idempotent command returned the stored
+	// result of an earlier run instead of running.
+	Replayed bool
 }
 
 // ApplyEntries applies committed entries in order and returns one result
