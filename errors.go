@@ -39,6 +39,18 @@ const (
 	CodeIdempotencyReused Code = "idempotency_key_reused"
 )
 
+// Codes lists every code, for documentation and tests.
+func Codes() []Code {
+	return []Code{
+		CodeInvalidArgument, CodeEventNotFound, CodeEventExists, CodeSeatNotFound, CodeSeatUnavailable,
+		CodeBuyerLimit, CodeHoldNotFound, CodeHoldExpired, CodeHoldNotActive, CodeOrderNotFound,
+		CodeOrderNotActive, CodeHoldExtendLimit, CodeLayoutShrink, CodeForbidden, CodeUnauthorized,
+		CodeNotFound, CodeMethodNotAllowed, CodeBodyTooLarge, CodeNotLeader, CodeNoLeader,
+		CodeUnavailable, CodeTimeout, CodeMemberNotFound, CodeInternal, CodePaymentDeclined,
+		CodeIdempotencyReused,
+	}
+}
+
 // Error is an error with a stable code. Errors of the same code match with
 // errors.Is, whatever their detail.
 type Error struct {

@@ -63,6 +63,14 @@ func (a *applier) idempotent(c *Idempotent) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if boxoffice.CodeOf(res.Err) == boxoffice.CodeSeatUnavailable {
+		// Intended: a conflict is not an answer to remember. It changed
+		// nothing, and the same request may succeed when retried (a
+		// best-available hold picks other seats; a seat may be freed), so
+		// the key stays unused. Every other result, success or rejection,
+		// is stored and replayed.
+		return res, nil
+	}
 	rec := idemRecord{hash: c.Hash, createdAtMs: a.nowMs, res: res}
 	if err := a.b.Set(k, encodeIdem(&rec), nil); err != nil {
 		return Result{}, err

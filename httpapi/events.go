@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -58,37 +61,107 @@ func (s *Server) read(ctx *fasthttp.RequestCtx, shard int, fn func() error) {
 	})
 }
 
-func (s *Server) listEvents(ctx *fasthttp.RequestCtx) {
-	limit := pageDefault
-	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+// eventsScanMax bounds the events one search reads per shard.
+const eventsScanMax = 10_000
+
+// eventQuery is a search over events: every given criterion must match.
+type eventQuery struct {
+	q, typ, location string // case-insensitive: substring of name, equal type, substring of location
+	fromMs, toMs     int64  // startsAt in [from, to); 0 = open
+	cursor           string // the last id of the previous page
+	limit            int
+}
+
+func parseEventQuery(ctx *fasthttp.RequestCtx) (eventQuery, error) {
+	a := ctx.QueryArgs()
+	q := eventQuery{
+		q:        strings.ToLower(string(a.Peek("q"))),
+		typ:      strings.ToLower(string(a.Peek("type"))),
+		location: strings.ToLower(string(a.Peek("location"))),
+		cursor:   string(a.Peek("cursor")),
+		limit:    pageDefault,
+	}
+	if len(q.q) > boxoffice.NameLenMax || len(q.typ) > boxoffice.NameLenMax || len(q.location) > boxoffice.NameLenMax {
+		return q, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "q, type and location are at most %d bytes", boxoffice.NameLenMax)
+	}
+	if q.cursor != "" && !boxoffice.ValidID(q.cursor) {
+		return q, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "cursor is not one this server gave")
+	}
+	if v := a.Peek("limit"); len(v) > 0 {
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < 1 || n > pageMax {
-			writeProblem(ctx, boxoffice.CodeInvalidArgument, "limit must be 1.."+strconv.Itoa(pageMax))
-			return
+			return q, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "limit must be 1..%d", pageMax)
 		}
-		limit = n
+		q.limit = n
 	}
-	var out []eventJSON
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{{"from", &q.fromMs}, {"to", &q.toMs}} {
+		if v := a.Peek(f.name); len(v) > 0 {
+			t, err := time.Parse(time.RFC3339, string(v))
+			if err != nil {
+				return q, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "%s must be an RFC 3339 time", f.name)
+			}
+			*f.dst = t.UnixMilli()
+		}
+	}
+	return q, nil
+}
+
+func (q *eventQuery) match(e *boxoffice.Event) bool {
+	switch {
+	case q.q != "" && !strings.Contains(strings.ToLower(e.Name), q.q):
+		return false
+	case q.typ != "" && strings.ToLower(e.Type) != q.typ:
+		return false
+	case q.location != "" && !strings.Contains(strings.ToLower(e.Location), q.location):
+		return false
+	case q.fromMs != 0 && e.StartsAtMs < q.fromMs:
+		return false
+	case q.toMs != 0 && e.StartsAtMs >= q.toMs:
+		return false
+	}
+	return true
+}
+
+// listEvents searches every shard's events on this node and pages through
+// the matches in id order.
+func (s *Server) listEvents(ctx *fasthttp.RequestCtx) {
+	q, err := parseEventQuery(ctx)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	var found []*boxoffice.Event
 	for i := 0; i < s.node.ShardCount(); i++ {
-		evs, err := s.node.Store(i).Events("", pageMax)
+		evs, err := s.node.Store(i).Events(q.cursor, eventsScanMax)
 		if err != nil {
 			writeError(ctx, err)
 			return
 		}
 		for _, e := range evs {
-			out = append(out, eventOut(e))
+			if q.match(e) {
+				found = append(found, e)
+			}
 		}
 	}
-	if len(out) > limit {
-		out = out[:limit]
+	slices.SortFunc(found, func(a, b *boxoffice.Event) int { return strings.Compare(a.ID, b.ID) })
+	next := ""
+	if len(found) > q.limit {
+		found = found[:q.limit]
+		next = found[len(found)-1].ID
 	}
-	writeJSON(ctx, 200, map[string]any{"events": out})
+	out := make([]eventJSON, len(found))
+	for i, e := range found {
+		out[i] = eventOut(e)
+	}
+	writeJSON(ctx, 200, map[string]any{"events": out, "nextCursor": next})
 }
 
 func (s *Server) createEvent(ctx *fasthttp.RequestCtx) {
-	p, err := s.require(ctx, RoleOrganiser, RoleAdmin)
-	if err != nil {
-		writeError(ctx, err)
+	p, idem, ok := s.writer(ctx, RoleOrganiser, RoleAdmin)
+	if !ok {
 		return
 	}
 	var in eventJSON
@@ -104,10 +177,14 @@ func (s *Server) createEvent(ctx *fasthttp.RequestCtx) {
 	ev.Organiser = p.Subject
 	shard := s.node.ShardOfEvent(ev.ID)
 	s.write(ctx, shard, func(cctx context.Context) error {
-		if _, err := s.node.Store(shard).Event(ev.ID); err == nil {
-			return boxoffice.Errorf(boxoffice.CodeEventExists, "event %q exists", ev.ID)
+		// Without a key, refuse an existing id before proposing. With one,
+		// the state machine decides: a retry must get its first answer.
+		if !idem.on() {
+			if _, err := s.node.Store(shard).Event(ev.ID); err == nil {
+				return boxoffice.Errorf(boxoffice.CodeEventExists, "event %q exists", ev.ID)
+			}
 		}
-		res, err := s.propose(cctx, shard, &fsm.CreateEvent{Event: ev})
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.CreateEvent{Event: ev})
 		if err != nil {
 			return err
 		}
@@ -117,28 +194,66 @@ func (s *Server) createEvent(ctx *fasthttp.RequestCtx) {
 	})
 }
 
+// eventPatch is a partial update: the fields present replace the event's.
+type eventPatch struct {
+	ID         *string               `json:"id"`
+	Name       *string               `json:"name"`
+	Type       *string               `json:"type"`
+	StartsAt   *string               `json:"startsAt"`
+	Location   *string               `json:"location"`
+	Categories *[]boxoffice.Category `json:"categories"`
+	Venue      *boxoffice.Venue      `json:"venue"`
+	Limits     *boxoffice.Limits     `json:"limits"`
+}
+
+// apply returns the event with the patch applied, validated.
+func (p *eventPatch) apply(cur boxoffice.Event) (boxoffice.Event, error) {
+	e := cur
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&e.Name, p.Name)
+	set(&e.Type, p.Type)
+	set(&e.Location, p.Location)
+	if p.StartsAt != nil {
+		e.StartsAtMs = 0
+		if *p.StartsAt != "" {
+			t, err := time.Parse(time.RFC3339, *p.StartsAt)
+			if err != nil {
+				return e, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "startsAt %q is not an RFC 3339 time", *p.StartsAt)
+			}
+			e.StartsAtMs = t.UnixMilli()
+		}
+	}
+	if p.Categories != nil {
+		e.Categories = *p.Categories
+	}
+	if p.Venue != nil {
+		e.Venue = *p.Venue
+	}
+	if p.Limits != nil {
+		e.Limits = *p.Limits
+	}
+	return e, e.Validate()
+}
+
 func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 	if !validPathID(ctx, "event", id) {
 		return
 	}
-	p, err := s.require(ctx, RoleOrganiser, RoleAdmin)
-	if err != nil {
-		writeError(ctx, err)
+	p, idem, ok := s.writer(ctx, RoleOrganiser, RoleAdmin)
+	if !ok {
 		return
 	}
-	var in eventJSON
+	var in eventPatch
 	if err := readJSON(ctx, &in); err != nil {
 		writeError(ctx, err)
 		return
 	}
-	if in.ID != "" && in.ID != id {
+	if in.ID != nil && *in.ID != id {
 		writeProblem(ctx, boxoffice.CodeInvalidArgument, "the body's id differs from the path's")
-		return
-	}
-	in.ID = id
-	ev, err := in.toEvent()
-	if err != nil {
-		writeError(ctx, err)
 		return
 	}
 	shard := s.node.ShardOfEvent(id)
@@ -150,7 +265,11 @@ func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 		if p.Role != RoleAdmin && cur.Organiser != p.Subject {
 			return boxoffice.Errorf(boxoffice.CodeForbidden, "event %q belongs to another organiser", id)
 		}
-		res, err := s.propose(cctx, shard, &fsm.UpdateEvent{Event: ev})
+		ev, err := in.apply(*cur)
+		if err != nil {
+			return err
+		}
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.UpdateEvent{Event: ev})
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,11 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -11,6 +15,9 @@ import (
 
 type holdRequest struct {
 	Seats      []string `json:"seats"`
+	Category   string   `json:"category"`
+	Quantity   int      `json:"quantity"`
+	Adjacent   bool     `json:"adjacent"`
 	TTLSeconds int      `json:"ttlSeconds,omitempty"`
 }
 
@@ -20,6 +27,15 @@ type releaseRequest struct {
 
 type purchaseRequest struct {
 	PaymentMethod string `json:"paymentMethod"`
+}
+
+type extendRequest struct {
+	TTLSeconds int `json:"ttlSeconds"`
+}
+
+type exchangeRequest struct {
+	Release []string `json:"release"`
+	Take    []string `json:"take"`
 }
 
 // checkSeatList validates a seat list before anything is proposed: its
@@ -58,9 +74,8 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 	if !validPathID(ctx, "event", event) {
 		return
 	}
-	p, err := s.authenticate(ctx)
-	if err != nil {
-		writeError(ctx, err)
+	p, idem, ok := s.writer(ctx)
+	if !ok {
 		return
 	}
 	var in holdRequest
@@ -68,28 +83,19 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 		writeError(ctx, err)
 		return
 	}
-	if err := checkSeatList(in.Seats, false); err != nil {
+	if err := in.check(); err != nil {
 		writeError(ctx, err)
-		return
-	}
-	if in.TTLSeconds < 0 || in.TTLSeconds > boxoffice.HoldTTLMax {
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, "ttlSeconds out of range")
 		return
 	}
 	shard := s.node.ShardOfEvent(event)
 	s.write(ctx, shard, func(cctx context.Context) error {
-		// Validate against the leader's state before proposing; the state
-		// machine checks again, since state may change in between.
-		layout, err := s.node.Store(shard).Layout(event)
-		if err != nil {
-			return err
+		var res fsm.Result
+		var err error
+		if len(in.Seats) > 0 {
+			res, err = s.holdSeats(ctx, cctx, shard, idem, event, p.Subject, in)
+		} else {
+			res, err = s.holdBest(ctx, cctx, shard, idem, event, p.Subject, in)
 		}
-		for _, id := range in.Seats {
-			if _, ok := layout.Index(id); !ok {
-				return boxoffice.Errorf(boxoffice.CodeSeatNotFound, "seat %q does not exist in event %q", id, event)
-			}
-		}
-		res, err := s.propose(cctx, shard, &fsm.Hold{Event: event, Buyer: p.Subject, Seats: in.Seats, TTLSeconds: in.TTLSeconds})
 		if err != nil {
 			return err
 		}
@@ -97,6 +103,134 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 		writeJSON(ctx, 201, holdOut(res.Hold))
 		return nil
 	})
+}
+
+func (in *holdRequest) check() error {
+	if in.TTLSeconds < 0 || in.TTLSeconds > boxoffice.HoldTTLMax {
+		return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "ttlSeconds must be 0..%d", boxoffice.HoldTTLMax)
+	}
+	byCategory := in.Category != "" || in.Quantity != 0 || in.Adjacent
+	switch {
+	case len(in.Seats) > 0 && byCategory:
+		return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "give either seats or category and quantity, not both")
+	case !byCategory:
+		return checkSeatList(in.Seats, false)
+	case !boxoffice.ValidID(in.Category):
+		return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "category must be a category id")
+	case in.Quantity < 1 || in.Quantity > boxoffice.SeatsPerHoldMax:
+		return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "quantity must be 1..%d", boxoffice.SeatsPerHoldMax)
+	}
+	return nil
+}
+
+// holdSeats holds the seats the buyer named.
+func (s *Server) holdSeats(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency, event, buyer string, in holdRequest) (fsm.Result, error) {
+	// Validate against the leader's state before proposing; the state
+	// machine checks again, since state may change in between. (Events are
+	// never deleted and layouts only grow, so this check cannot contradict
+	// an earlier run of the same idempotent request.)
+	layout, err := s.node.Store(shard).Layout(event)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	for _, id := range in.Seats {
+		if _, ok := layout.Index(id); !ok {
+			return fsm.Result{}, boxoffice.Errorf(boxoffice.CodeSeatNotFound, "seat %q does not exist in event %q", id, event)
+		}
+	}
+	return s.proposeIdem(ctx, cctx, shard, idem, &fsm.Hold{Event: event, Buyer: buyer, Seats: in.Seats, TTLSeconds: in.TTLSeconds})
+}
+
+// bestAttemptsMax bounds the picks of one best-available hold: a pick loses
+// only to a hold of named seats committed between the pick and its own
+// commit, since concurrent best-available picks skip each other's seats.
+const bestAttemptsMax = 4
+
+// holdBest picks the best free seats of a category on the leader and holds
+// them. Picks still in flight are skipped by concurrent picks, so that
+// concurrent buyers of the same category do not all pick the same seats.
+func (s *Server) holdBest(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency, event, buyer string, in holdRequest) (fsm.Result, error) {
+	st := s.node.Store(shard)
+	layout, err := st.Layout(event)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		seats, release, err := s.picks.pick(event, func(skip func(int) bool) ([]string, error) {
+			return st.PickBest(event, in.Category, in.Quantity, in.Adjacent, skip)
+		}, layout)
+		if err != nil {
+			return fsm.Result{}, err
+		}
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.Hold{Event: event, Buyer: buyer, Seats: seats, TTLSeconds: in.TTLSeconds})
+		release()
+		if boxoffice.CodeOf(err) == boxoffice.CodeSeatUnavailable && attempt < bestAttemptsMax {
+			continue
+		}
+		return res, err
+	}
+}
+
+// inflightPicks remembers the seats of best-available holds not yet
+// committed, per event.
+type inflightPicks struct {
+	mu sync.Mutex
+	m  map[string]map[int]struct{}
+}
+
+// pick runs choose with a skip function over the in-flight seats, marks
+// the chosen seats in flight, and returns a func that unmarks them.
+func (p *inflightPicks) pick(event string, choose func(skip func(int) bool) ([]string, error), layout *boxoffice.Layout) ([]string, func(), error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = make(map[string]map[int]struct{})
+	}
+	busy := p.m[event]
+	seats, err := choose(func(idx int) bool { _, ok := busy[idx]; return ok })
+	if err != nil {
+		return nil, nil, err
+	}
+	if busy == nil {
+		busy = make(map[int]struct{})
+		p.m[event] = busy
+	}
+	idx := make([]int, len(seats))
+	for i, id := range seats {
+		idx[i], _ = layout.Index(id)
+		busy[idx[i]] = struct{}{}
+	}
+	return seats, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, n := range idx {
+			delete(busy, n)
+		}
+		if len(busy) == 0 {
+			delete(p.m, event)
+		}
+	}, nil
+}
+
+// writer authenticates a write and reads its Idempotency-Key.
+func (s *Server) writer(ctx *fasthttp.RequestCtx, roles ...Role) (Principal, idempotency, bool) {
+	var p Principal
+	var err error
+	if len(roles) == 0 {
+		p, err = s.authenticate(ctx)
+	} else {
+		p, err = s.require(ctx, roles...)
+	}
+	if err != nil {
+		writeError(ctx, err)
+		return p, idempotency{}, false
+	}
+	idem, err := readIdempotency(ctx, p)
+	if err != nil {
+		writeError(ctx, err)
+		return p, idem, false
+	}
+	return p, idem, true
 }
 
 // holdShard resolves the shard of a hold or order id from the id itself.
@@ -145,9 +279,8 @@ func (s *Server) release(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	p, err := s.authenticate(ctx)
-	if err != nil {
-		writeError(ctx, err)
+	p, idem, ok := s.writer(ctx)
+	if !ok {
 		return
 	}
 	var in releaseRequest
@@ -162,7 +295,7 @@ func (s *Server) release(ctx *fasthttp.RequestCtx, id string) {
 		}
 	}
 	s.write(ctx, shard, func(cctx context.Context) error {
-		res, err := s.propose(cctx, shard, &fsm.Release{Hold: id, Buyer: buyerOf(p), Seats: in.Seats})
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.Release{Hold: id, Buyer: buyerOf(p), Seats: in.Seats})
 		if err != nil {
 			return err
 		}
@@ -176,14 +309,44 @@ func (s *Server) release(ctx *fasthttp.RequestCtx, id string) {
 	})
 }
 
+func (s *Server) extend(ctx *fasthttp.RequestCtx, id string) {
+	shard, ok := s.idShard(ctx, "hold", id)
+	if !ok {
+		return
+	}
+	p, idem, ok := s.writer(ctx)
+	if !ok {
+		return
+	}
+	var in extendRequest
+	if len(ctx.PostBody()) > 0 {
+		if err := readJSON(ctx, &in); err != nil {
+			writeError(ctx, err)
+			return
+		}
+	}
+	if in.TTLSeconds < 0 || in.TTLSeconds > boxoffice.HoldTTLMax {
+		writeProblem(ctx, boxoffice.CodeInvalidArgument, fmt.Sprintf("ttlSeconds must be 0..%d", boxoffice.HoldTTLMax))
+		return
+	}
+	s.write(ctx, shard, func(cctx context.Context) error {
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.ExtendHold{Hold: id, Buyer: buyerOf(p), TTLSeconds: in.TTLSeconds})
+		if err != nil {
+			return err
+		}
+		s.setIndex(ctx, shard)
+		writeJSON(ctx, 200, holdOut(res.Hold))
+		return nil
+	})
+}
+
 func (s *Server) purchase(ctx *fasthttp.RequestCtx, id string) {
 	shard, ok := s.idShard(ctx, "hold", id)
 	if !ok {
 		return
 	}
-	p, err := s.authenticate(ctx)
-	if err != nil {
-		writeError(ctx, err)
+	p, idem, ok := s.writer(ctx)
+	if !ok {
 		return
 	}
 	var in purchaseRequest
@@ -200,7 +363,7 @@ func (s *Server) purchase(ctx *fasthttp.RequestCtx, id string) {
 	s.write(ctx, shard, func(cctx context.Context) error {
 		// No payment gateway yet: the order is recorded as paid with no
 		// charge reference. The checkout saga replaces this.
-		res, err := s.propose(cctx, shard, &fsm.Purchase{Hold: id, Buyer: buyerOf(p)})
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.Purchase{Hold: id, Buyer: buyerOf(p)})
 		if err != nil {
 			return err
 		}
@@ -208,6 +371,128 @@ func (s *Server) purchase(ctx *fasthttp.RequestCtx, id string) {
 		writeJSON(ctx, 201, orderOut(res.Order))
 		return nil
 	})
+}
+
+func (s *Server) cancelOrder(ctx *fasthttp.RequestCtx, id string) {
+	shard, ok := s.idShard(ctx, "order", id)
+	if !ok {
+		return
+	}
+	p, idem, ok := s.writer(ctx)
+	if !ok {
+		return
+	}
+	s.write(ctx, shard, func(cctx context.Context) error {
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.CancelOrder{Order: id, Buyer: buyerOf(p)})
+		if err != nil {
+			return err
+		}
+		s.setIndex(ctx, shard)
+		writeJSON(ctx, 200, orderOut(res.Order))
+		return nil
+	})
+}
+
+func (s *Server) exchange(ctx *fasthttp.RequestCtx, id string) {
+	shard, ok := s.idShard(ctx, "order", id)
+	if !ok {
+		return
+	}
+	p, idem, ok := s.writer(ctx)
+	if !ok {
+		return
+	}
+	var in exchangeRequest
+	if err := readJSON(ctx, &in); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	for _, list := range [][]string{in.Release, in.Take} {
+		if err := checkSeatList(list, false); err != nil {
+			writeError(ctx, err)
+			return
+		}
+	}
+	if len(in.Release) != len(in.Take) {
+		writeProblem(ctx, boxoffice.CodeInvalidArgument, "release and take must name as many seats")
+		return
+	}
+	s.write(ctx, shard, func(cctx context.Context) error {
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.Exchange{Order: id, Buyer: buyerOf(p), Release: in.Release, Take: in.Take})
+		if err != nil {
+			return err
+		}
+		s.setIndex(ctx, shard)
+		writeJSON(ctx, 200, orderOut(res.Order))
+		return nil
+	})
+}
+
+// myItemsMax bounds the holds or orders one /v1/me request reads.
+const myItemsMax = 1000
+
+// myHolds lists the caller's holds in every shard, newest first.
+func (s *Server) myHolds(ctx *fasthttp.RequestCtx) {
+	p, err := s.authenticate(ctx)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	out := []holdJSON{}
+	var all []*boxoffice.Hold
+	for shard := 0; shard < s.node.ShardCount() && len(all) < myItemsMax; shard++ {
+		st := s.node.Store(shard)
+		ids, err := st.HoldsOf(p.Subject)
+		if err != nil {
+			writeError(ctx, err)
+			return
+		}
+		for _, id := range ids[:min(len(ids), myItemsMax-len(all))] {
+			h, err := st.Hold(id)
+			if err != nil {
+				writeError(ctx, err)
+				return
+			}
+			all = append(all, h)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b *boxoffice.Hold) int { return cmp.Compare(b.CreatedAtMs, a.CreatedAtMs) })
+	for _, h := range all {
+		out = append(out, holdOut(h))
+	}
+	writeJSON(ctx, 200, map[string]any{"holds": out})
+}
+
+// myOrders lists the caller's orders in every shard, newest first.
+func (s *Server) myOrders(ctx *fasthttp.RequestCtx) {
+	p, err := s.authenticate(ctx)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	out := []orderJSON{}
+	var all []*boxoffice.Order
+	for shard := 0; shard < s.node.ShardCount() && len(all) < myItemsMax; shard++ {
+		st := s.node.Store(shard)
+		ids, err := st.OrdersOf(p.Subject)
+		if err != nil {
+			writeError(ctx, err)
+			return
+		}
+		for _, id := range ids[:min(len(ids), myItemsMax-len(all))] {
+			o, err := st.Order(id)
+			if err != nil {
+				writeError(ctx, err)
+				return
+			}
+			all = append(all, o)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b *boxoffice.Order) int { return cmp.Compare(b.CreatedAtMs, a.CreatedAtMs) })
+	for _, o := range all {
+		out = append(out, orderOut(o))
+	}
+	writeJSON(ctx, 200, map[string]any{"orders": out})
 }
 
 func (s *Server) getOrder(ctx *fasthttp.RequestCtx, id string) {

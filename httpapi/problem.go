@@ -37,6 +37,8 @@ var statusOf = map[boxoffice.Code]int{
 	boxoffice.CodeSeatUnavailable:   http.StatusConflict,
 	boxoffice.CodeBuyerLimit:        http.StatusConflict,
 	boxoffice.CodeHoldNotActive:     http.StatusConflict,
+	boxoffice.CodeOrderNotActive:    http.StatusConflict,
+	boxoffice.CodeHoldExtendLimit:   http.StatusConflict,
 	boxoffice.CodeLayoutShrink:      http.StatusConflict,
 	boxoffice.CodeHoldExpired:       http.StatusGone,
 	boxoffice.CodeBodyTooLarge:      http.StatusRequestEntityTooLarge,

@@ -59,7 +59,9 @@ type Config struct {
 	LeaderWait time.Duration
 	// ForwardConnsMax bounds pooled connections to each other node.
 	ForwardConnsMax int
-	Logger          *slog.Logger
+	// OpenAPI is the API description served at /v1/openapi.yaml.
+	OpenAPI []byte
+	Logger  *slog.Logger
 }
 
 // DefaultConfig returns defaults for everything but AuthSecret.
@@ -99,6 +101,7 @@ type Server struct {
 	srv  *fasthttp.Server
 
 	tokens tokenCache
+	picks  inflightPicks
 }
 
 // New builds a server for node.
@@ -204,8 +207,20 @@ func (s *Server) route(method string, p []string) (handler, bool) {
 		return func(c *fasthttp.RequestCtx) { s.release(c, arg(1)) }, true
 	case is("POST", 3, "holds", "*", "purchase"):
 		return func(c *fasthttp.RequestCtx) { s.purchase(c, arg(1)) }, true
+	case is("POST", 3, "holds", "*", "extend"):
+		return func(c *fasthttp.RequestCtx) { s.extend(c, arg(1)) }, true
 	case is("GET", 2, "orders"):
 		return func(c *fasthttp.RequestCtx) { s.getOrder(c, arg(1)) }, true
+	case is("POST", 3, "orders", "*", "cancel"):
+		return func(c *fasthttp.RequestCtx) { s.cancelOrder(c, arg(1)) }, true
+	case is("POST", 3, "orders", "*", "exchange"):
+		return func(c *fasthttp.RequestCtx) { s.exchange(c, arg(1)) }, true
+	case is("GET", 2, "me", "holds"):
+		return s.myHolds, true
+	case is("GET", 2, "me", "orders"):
+		return s.myOrders, true
+	case is("GET", 1, "openapi.yaml"):
+		return s.openAPI, true
 	case is("GET", 1, "cluster"):
 		return s.clusterStatus, true
 	case is("POST", 2, "cluster", "members"):
@@ -216,6 +231,15 @@ func (s *Server) route(method string, p []string) (handler, bool) {
 		return s.transferLeadership, true
 	}
 	return nil, false
+}
+
+func (s *Server) openAPI(ctx *fasthttp.RequestCtx) {
+	if len(s.cfg.OpenAPI) == 0 {
+		writeProblem(ctx, boxoffice.CodeNotFound, "this server has no API description")
+		return
+	}
+	ctx.Response.Header.SetContentType("application/yaml")
+	ctx.SetBody(s.cfg.OpenAPI)
 }
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
@@ -280,13 +304,4 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-}
-
-// propose proposes c and turns a rejection into an error.
-func (s *Server) propose(cctx context.Context, shard int, c fsm.Command) (fsm.Result, error) {
-	res, err := s.node.Propose(cctx, shard, c)
-	if err != nil {
-		return res, err
-	}
-	return res, res.Err
 }

@@ -256,6 +256,11 @@ func (c *Cluster) Do(m *Member, method, path, token string, body any) (int, []by
 
 // DoHeader is Do with the answer's headers, against any address.
 func DoHeader(addr, method, path, token string, body any) (int, []byte, http.Header) {
+	return DoHeaderWith(addr, method, path, token, body, nil)
+}
+
+// DoHeaderWith is DoHeader with extra request headers.
+func DoHeaderWith(addr, method, path, token string, body any, headers map[string]string) (int, []byte, http.Header) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -276,6 +281,9 @@ func DoHeader(addr, method, path, token string, body any) (int, []byte, http.Hea
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
