@@ -373,3 +373,32 @@ func TestClusterStatusAndMembership(t *testing.T) {
 	// The two remaining nodes still accept writes.
 	createEvent(t, c, testcluster.Event("after-remove", 1, 2, 2))
 }
+
+// Without a quorum there is no leader: a write waits about LeaderWait for
+// one, then answers 503 no_leader with Retry-After, and changes nothing.
+func TestWriteWithoutQuorumAnswersNoLeader(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	createEvent(t, c, testcluster.Event("noq-1", 1, 2, 2))
+	last := c.Members[2]
+	c.Stop(c.Members[0])
+	c.Stop(c.Members[1])
+	shard := raftnode.ShardOf("noq-1", 2)
+	require.Eventually(t, func() bool { _, ok := last.Node.LeaderNode(shard); return !ok }, 10*time.Second, 10*time.Millisecond,
+		"the last node still believes in a leader")
+
+	start := time.Now()
+	code, body, hdr := testcluster.DoHeader(last.HTTPAddr, "POST", "/v1/events/noq-1/holds", buyer("u1"), `{"seats":["A-1-1"]}`)
+	waited := time.Since(start)
+	require.Equal(t, 503, code, "%s", body)
+	assert.Equal(t, "no_leader", decode[problemBody](t, body).Code)
+	assert.Equal(t, "1", hdr.Get("Retry-After"))
+	assert.GreaterOrEqual(t, waited, 2*time.Second, "the write waited for a leader")
+	assert.Less(t, waited, 6*time.Second, "the wait is bounded")
+
+	// Reads are still served from the local replica.
+	code, body = c.Do(last, "GET", "/v1/events/noq-1/seats", "", nil)
+	require.Equal(t, 200, code, "%s", body)
+	for _, s := range decode[seatsBody](t, body).Seats {
+		assert.Equal(t, "free", s.State)
+	}
+}
