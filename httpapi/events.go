@@ -203,7 +203,13 @@ type eventPatch struct {
 	Location   *string               `json:"location"`
 	Categories *[]boxoffice.Category `json:"categories"`
 	Venue      *boxoffice.Venue      `json:"venue"`
-	Limits     *boxoffice.Limits     `json:"limits"`
+	Limits     *limitsPatch          `json:"limits"`
+}
+
+// limitsPatch changes the limits it names and keeps the others.
+type limitsPatch struct {
+	MaxSeatsPerBuyer *int `json:"maxSeatsPerBuyer"`
+	HoldTTLSeconds   *int `json:"holdTTLSeconds"`
 }
 
 // apply returns the event with the patch applied, validated.
@@ -234,7 +240,12 @@ func (p *eventPatch) apply(cur boxoffice.Event) (boxoffice.Event, error) {
 		e.Venue = *p.Venue
 	}
 	if p.Limits != nil {
-		e.Limits = *p.Limits
+		if p.Limits.MaxSeatsPerBuyer != nil {
+			e.Limits.MaxSeatsPerBuyer = *p.Limits.MaxSeatsPerBuyer
+		}
+		if p.Limits.HoldTTLSeconds != nil {
+			e.Limits.HoldTTLSeconds = *p.Limits.HoldTTLSeconds
+		}
 	}
 	return e, e.Validate()
 }
