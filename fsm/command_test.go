@@ -135,6 +135,55 @@ func TestDecodeCommandRejects(t *testing.T) {
 	}
 }
 
+// Idempotent wraps one client write. The decoder refuses a wrapper around
+// another wrapper or around the leader's housekeeping (Expire, PutNode,
+// RemoveNode), since applying those once per key would let a client replay
+// a sweep or a membership change; it accepts every client write.
+func TestDecodeIdempotentRejectsWrongInner(t *testing.T) {
+	hash := bytes.Repeat([]byte{7}, IdempotencyHashLen)
+	wrap := func(c Command) *Idempotent { return &Idempotent{Subject: "u1", Key: "k", Hash: hash, Command: c} }
+	hold := &Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1"}}
+	for name, c := range map[string]Command{
+		"idempotent in idempotent":          wrap(wrap(hold)),
+		"idempotent in idempotent (expire)": wrap(wrap(&Expire{Max: 1})),
+		"expire":                            wrap(&Expire{Max: 1}),
+		"put-node":                          wrap(&PutNode{Node: boxoffice.Node{ID: "n1", RaftAddr: "a", HTTPAddr: "b"}}),
+		"remove-node":                       wrap(&RemoveNode{ID: "n1"}),
+	} {
+		b := EncodeCommand(c) // the encoder does not check; the decoder must
+		got, err := DecodeCommand(b)
+		require.ErrorIs(t, err, errMalformed, name)
+		require.Nil(t, got, name)
+		// Inside an entry, the entry decodes but applying it halts and
+		// changes nothing.
+		s := newStore(t)
+		before := stateHash(t, s)
+		_, err = s.ApplyEntries([]Entry{entryOf(1, 1000, c)})
+		require.Error(t, err, name)
+		require.Equal(t, before, stateHash(t, s), name)
+		require.Zero(t, s.AppliedIndex(), name)
+	}
+	// An inner command that does not decode is refused too.
+	inner := EncodeCommand(hold)
+	w := writer{}
+	w.u8(commandVersion)
+	w.u8(uint8(TypeIdempotent))
+	w.str("u1")
+	w.str("k")
+	w.bytes(hash)
+	w.bytes(inner[:len(inner)-1])
+	_, err := DecodeCommand(w.b)
+	require.Error(t, err)
+
+	for _, c := range sampleCommands() {
+		if idempotentOK(c.Type()) {
+			got, err := DecodeCommand(EncodeCommand(wrap(c)))
+			require.NoError(t, err, "%T", c)
+			require.Equal(t, wrap(c), got)
+		}
+	}
+}
+
 // eventPrefix is a CreateEvent encoding up to its category count.
 func eventPrefix() []byte {
 	w := writer{}
@@ -189,15 +238,21 @@ func TestDecodeValuesRejects(t *testing.T) {
 		"buyer hold": encodeBuyerHold(buyerHold{expiresAtMs: 9, seats: 2}),
 		"count":      encodeCount(7),
 		"node":       encodeNode(boxoffice.Node{ID: "n", RaftAddr: "r", HTTPAddr: "h"}),
+		"idem ok": encodeIdem(&idemRecord{hash: bytes.Repeat([]byte{1}, IdempotencyHashLen), createdAtMs: 5,
+			res: Result{Event: &ev, Hold: h, Order: o}}),
+		"idem rejected": encodeIdem(&idemRecord{hash: bytes.Repeat([]byte{2}, IdempotencyHashLen), createdAtMs: 6,
+			res: Result{Err: boxoffice.Errorf(boxoffice.CodeBuyerLimit, "too many")}}),
 	}
 	decode := map[string]func([]byte) error{
-		"seat":       func(b []byte) error { _, err := decodeSeat(b); return err },
-		"hold":       func(b []byte) error { _, err := decodeHold(b); return err },
-		"order":      func(b []byte) error { _, err := decodeOrder(b); return err },
-		"event":      func(b []byte) error { _, err := decodeEventValue(b); return err },
-		"buyer hold": func(b []byte) error { _, err := decodeBuyerHold(b); return err },
-		"count":      func(b []byte) error { _, err := decodeCount(b); return err },
-		"node":       func(b []byte) error { _, err := decodeNode(b); return err },
+		"seat":          func(b []byte) error { _, err := decodeSeat(b); return err },
+		"hold":          func(b []byte) error { _, err := decodeHold(b); return err },
+		"order":         func(b []byte) error { _, err := decodeOrder(b); return err },
+		"event":         func(b []byte) error { _, err := decodeEventValue(b); return err },
+		"buyer hold":    func(b []byte) error { _, err := decodeBuyerHold(b); return err },
+		"count":         func(b []byte) error { _, err := decodeCount(b); return err },
+		"node":          func(b []byte) error { _, err := decodeNode(b); return err },
+		"idem ok":       func(b []byte) error { _, err := decodeIdem(b); return err },
+		"idem rejected": func(b []byte) error { _, err := decodeIdem(b); return err },
 	}
 	for name, b := range values {
 		require.NoError(t, decode[name](b), name)
@@ -212,6 +267,15 @@ func TestDecodeValuesRejects(t *testing.T) {
 	gotO, err := decodeOrder(values["order"])
 	require.NoError(t, err)
 	require.Equal(t, o, gotO)
+	// An idempotency record keeps the result whole, and a rejection's code
+	// and detail.
+	rec, err := decodeIdem(values["idem ok"])
+	require.NoError(t, err)
+	require.Equal(t, &idemRecord{hash: bytes.Repeat([]byte{1}, IdempotencyHashLen), createdAtMs: 5, res: Result{Event: &ev, Hold: h, Order: o}}, rec)
+	rec, err = decodeIdem(values["idem rejected"])
+	require.NoError(t, err)
+	require.Equal(t, &boxoffice.Error{Code: boxoffice.CodeBuyerLimit, Detail: "too many"}, rec.res.Err)
+	require.Nil(t, rec.res.Hold)
 }
 
 // fuzzSeeds are encodings the fuzz targets start from.

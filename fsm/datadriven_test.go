@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"cmp"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
@@ -29,12 +31,21 @@ import (
 //	hold event=e1 buyer=u1 seats=A-1-1,A-1-2 [ttl=SECONDS]
 //	release hold=ID [buyer=B] [seats=..]
 //	purchase hold=ID [buyer=B] ref=pay1
+//	extend hold=ID [buyer=B] [ttl=SECONDS]
+//	cancel order=ID [buyer=B]
+//	exchange order=ID [buyer=B] release=A-1-1,.. take=B-1-1,..
 //	expire [max=N]
 //	put-node id=n1 raft=.. http=..
 //	remove-node id=n1
 //	noop                      an entry without data (it only advances the index)
 //	batch                     the input lines, one command each, as ONE entry
 //	raw hex=..                an entry with arbitrary bytes (must halt)
+//
+// A write command may take idem=KEY:LABEL, which wraps it in an Idempotent
+// with Key KEY, Subject the command's buyer ("admin" when it has none) and
+// Hash the first 16 bytes of sha256(LABEL): the same label stands for the
+// same request. idem=K1:L1,K2:L2 nests the wrappers, outermost first (which
+// the decoder must refuse). A replayed result is marked "(replayed)".
 //
 // Other commands:
 //
@@ -45,8 +56,10 @@ import (
 //	events [after=..] [limit=N]   nodes   meta   dump   reopen
 //
 // After every entry the driver checks the cross-index invariants of the
-// whole store, and after an entry whose only command was rejected it checks
-// that nothing but the applied index changed.
+// whole store, and after an entry whose only command was rejected, or
+// replayed, it checks that nothing but the applied index changed (but for
+// the idempotency record a first, rejected run leaves). A halt must change
+// nothing at all.
 func TestDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		if strings.HasPrefix(filepath.Base(path), ".") || strings.HasSuffix(path, ".md") {
@@ -197,12 +210,20 @@ func (e *ddEnv) run(t *testing.T, d *datadriven.TestData) string {
 	if err != nil {
 		d.Fatalf(t, "%v", err)
 	}
-	before := stateHash(t, e.s)
+	before, beforeNoIdem, applied := stateHash(t, e.s), stateHashWithout(t, e.s, tagIdem, tagIdemAge), e.s.AppliedIndex()
 	rs, err := e.apply(t, []Command{c})
 	if err != nil {
+		require.Equal(t, before, stateHash(t, e.s), "a halted entry changed the state")
+		require.Equal(t, applied, e.s.AppliedIndex(), "a halted entry moved the applied index")
 		return "halt: " + err.Error()
 	}
-	if rs[0].Err != nil {
+	_, idem := c.(*Idempotent)
+	switch r := rs[0]; {
+	case r.Replayed || boxoffice.CodeOf(r.Err) == boxoffice.CodeIdempotencyReused:
+		require.Equal(t, before, stateHash(t, e.s), "a replayed or refused idempotent command changed the state")
+	case r.Err != nil && idem:
+		require.Equal(t, beforeNoIdem, stateHashWithout(t, e.s, tagIdem, tagIdemAge), "a rejected idempotent command changed more than its record")
+	case r.Err != nil:
 		require.Equal(t, before, stateHash(t, e.s), "a rejected command changed the state")
 	}
 	return fmtResult(c, rs[0])
@@ -269,6 +290,9 @@ func parseCommand(name string, args []datadriven.CmdArg) (Command, error) {
 		"hold":         {"event", "buyer", "seats", "ttl"},
 		"release":      {"hold", "buyer", "seats"},
 		"purchase":     {"hold", "buyer", "ref"},
+		"extend":       {"hold", "buyer", "ttl"},
+		"cancel":       {"order", "buyer"},
+		"exchange":     {"order", "buyer", "release", "take"},
 		"expire":       {"max"},
 		"put-node":     {"id", "raft", "http"},
 		"remove-node":  {"id"},
@@ -278,10 +302,37 @@ func parseCommand(name string, args []datadriven.CmdArg) (Command, error) {
 		return nil, fmt.Errorf("unknown command %q", name)
 	}
 	for k := range vals {
-		if !slices.Contains(ks, k) {
+		// Every command takes idem=, even those Idempotent may not wrap, so
+		// that a script can show the decoder refusing them.
+		if !slices.Contains(ks, k) && k != "idem" {
 			return nil, fmt.Errorf("%s: unknown argument %q", name, k)
 		}
 	}
+	c, err := parseBareCommand(name, vals)
+	if err != nil || vals["idem"] == "" {
+		return c, err
+	}
+	subject := cmp.Or(vals["buyer"], "admin")
+	specs := splitList(vals["idem"])
+	for i := len(specs) - 1; i >= 0; i-- {
+		k, label, ok := strings.Cut(specs[i], ":")
+		if !ok {
+			return nil, fmt.Errorf("%s: idem=%q: want KEY:LABEL", name, specs[i])
+		}
+		c = &Idempotent{Subject: subject, Key: k, Hash: idemHash(label), Command: c}
+	}
+	return c, nil
+}
+
+// idemHash is the request hash a script's label stands for.
+func idemHash(label string) []byte {
+	sum := sha256.Sum256([]byte(label))
+	return sum[:IdempotencyHashLen]
+}
+
+// parseBareCommand builds a command, without its Idempotent wrapper, from
+// a script line's arguments.
+func parseBareCommand(name string, vals map[string]string) (Command, error) {
 	num := func(k string, def int) (int, error) {
 		v, ok := vals[k]
 		if !ok {
@@ -332,6 +383,16 @@ func parseCommand(name string, args []datadriven.CmdArg) (Command, error) {
 		return &Release{Hold: vals["hold"], Buyer: vals["buyer"], Seats: splitList(vals["seats"])}, nil
 	case "purchase":
 		return &Purchase{Hold: vals["hold"], Buyer: vals["buyer"], PaymentRef: vals["ref"]}, nil
+	case "extend":
+		ttl, err := num("ttl", 0)
+		if err != nil {
+			return nil, err
+		}
+		return &ExtendHold{Hold: vals["hold"], Buyer: vals["buyer"], TTLSeconds: ttl}, nil
+	case "cancel":
+		return &CancelOrder{Order: vals["order"], Buyer: vals["buyer"]}, nil
+	case "exchange":
+		return &Exchange{Order: vals["order"], Buyer: vals["buyer"], Release: splitList(vals["release"]), Take: splitList(vals["take"])}, nil
 	case "expire":
 		n, err := num("max", 0)
 		if err != nil {

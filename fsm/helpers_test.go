@@ -85,6 +85,20 @@ func stateHash(t testing.TB, s *Store) string {
 	return b.String()
 }
 
+// stateHashWithout is stateHash over every table but the given ones.
+func stateHashWithout(t testing.TB, s *Store, tags ...byte) string {
+	t.Helper()
+	var b strings.Builder
+	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
+		if string(k) != keyAppliedStr && !slices.Contains(tags, k[0]) {
+			fmt.Fprintf(&b, "%q=%q\n", k, v)
+		}
+		return true, nil
+	})
+	require.NoError(t, err)
+	return b.String()
+}
+
 // parseSections parses "A:floor:2x3,B:balcony:1x4".
 func parseSections(spec string) ([]boxoffice.Section, error) {
 	var out []boxoffice.Section
@@ -212,7 +226,32 @@ func fmtResult(c Command, r Result) string {
 	if len(lines) == 0 {
 		lines = append(lines, "ok (empty result)")
 	}
+	if r.Replayed {
+		lines = append(lines, "(replayed)")
+	}
 	return strings.Join(lines, "\n")
+}
+
+// fmtStoredResult renders the result an idempotency record keeps, on one
+// line: its error, or its event, order and hold.
+func fmtStoredResult(r Result) string {
+	if r.Err != nil {
+		return "error " + r.Err.Error()
+	}
+	var parts []string
+	if r.Event != nil {
+		parts = append(parts, "event "+r.Event.ID)
+	}
+	if r.Order != nil {
+		parts = append(parts, fmtOrder(r.Order))
+	}
+	if r.Hold != nil {
+		parts = append(parts, fmtHold(r.Hold))
+	}
+	if len(parts) == 0 {
+		return "(empty result)"
+	}
+	return strings.Join(parts, " | ")
 }
 
 // dumpStore renders every key and value of the store, one per line, in key
@@ -326,15 +365,37 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("node %s raft=%s http=%s", n.ID, n.RaftAddr, n.HTTPAddr), nil
+	case tagIdem:
+		subject, ikey, ok := strings.Cut(string(k[1:]), "\x00")
+		if !ok {
+			return "", fmt.Errorf("bad idempotency key")
+		}
+		rec, err := decodeIdem(v)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("idem %s/%q hash=%x.. created=%d → %s", subject, ikey, rec.hash[:min(4, len(rec.hash))], rec.createdAtMs, fmtStoredResult(rec.res)), nil
+	case tagIdemAge:
+		if len(k) < 10 || len(v) != 0 {
+			return "", fmt.Errorf("bad idempotency age record")
+		}
+		subject, ikey, ok := strings.Cut(string(k[9:]), "\x00")
+		if !ok {
+			return "", fmt.Errorf("bad idempotency age key")
+		}
+		return fmt.Sprintf("idem-age %d %s/%q", binary.BigEndian.Uint64(k[1:9]), subject, ikey), nil
 	}
 	return "", fmt.Errorf("unknown table %q", k[0])
 }
 
 // checkInvariants reads every record of the store and checks that the
 // tables agree with one another: every taken seat belongs to exactly the
-// hold or order that lists it, every active hold owns its seats or has
-// expired, the buyer and expiry indexes list exactly the active holds, and
-// the per-buyer sold counts are the sums of the buyers' orders.
+// hold or paid order that lists it, every active hold owns its seats or has
+// expired, the buyer and expiry indexes list exactly the active holds, a
+// paid order owns its seats (an exchange may have changed which) and a
+// cancelled one owns none, the per-buyer sold counts are the sums of the
+// buyers' paid orders, and every idempotency record has exactly one age
+// entry with the same creation time, and every age entry a record.
 func checkInvariants(t testing.TB, s *Store) {
 	t.Helper()
 	type seatKeyT struct {
@@ -349,6 +410,8 @@ func checkInvariants(t testing.TB, s *Store) {
 	expiry := map[string]int64{}         // hold -> expiresAt
 	holdsBy := map[string]bool{}         // buyer/hold
 	ordersBy := map[string]bool{}        // buyer/order
+	idems := map[string]*idemRecord{}    // subject NUL key
+	idemAges := map[string][]int64{}     // subject NUL key -> createdAtMs of its age entries
 	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
 		var err error
 		switch k[0] {
@@ -383,6 +446,17 @@ func checkInvariants(t testing.TB, s *Store) {
 			holdsBy[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = true
 		case tagOrdersBy:
 			ordersBy[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = true
+		case tagIdem:
+			var rec *idemRecord
+			if rec, err = decodeIdem(v); err == nil {
+				idems[string(k[1:])] = rec
+			}
+		case tagIdemAge:
+			if len(k) < 10 || len(v) != 0 {
+				return false, fmt.Errorf("bad idempotency age record %q", k)
+			}
+			ik := string(k[9:])
+			idemAges[ik] = append(idemAges[ik], int64(binary.BigEndian.Uint64(k[1:9])))
 		}
 		return true, err
 	})
@@ -411,6 +485,7 @@ func checkInvariants(t testing.TB, s *Store) {
 			o := orders[rec.owner]
 			require.NotNil(t, o, "seat %s/%s sold by missing order %s", sk.event, id, rec.owner)
 			require.Equal(t, sk.event, o.Event)
+			require.Equal(t, boxoffice.OrderPaid, o.State, "seat %s/%s sold by %s order %s", sk.event, id, o.State, o.ID)
 			require.Contains(t, o.Seats, id)
 		default:
 			t.Fatalf("seat %s/%s in state %v", sk.event, id, rec.state)
@@ -447,20 +522,33 @@ func checkInvariants(t testing.TB, s *Store) {
 	for id := range expiry {
 		require.Contains(t, holds, id, "expiry index names missing hold %s", id)
 	}
-	// Every order owns its seats for ever; sold counts add up.
+	// A paid order owns its seats until it is cancelled (an exchange swaps
+	// some of them for as many others); a cancelled order owns none, which
+	// the seat records checked above already show. Sold counts add up over
+	// the paid orders.
 	wantSold := map[string]int{}
 	for _, o := range orders {
 		require.True(t, ordersBy[o.Buyer+"/"+o.ID], "order %s not in orders-of", o.ID)
-		require.Equal(t, boxoffice.HoldPurchased, holds[o.Hold].State, "hold of order %s", o.ID)
-		require.Equal(t, o.ID, holds[o.Hold].Order)
-		l := layout(o.Event)
-		for _, id := range o.Seats {
-			idx, ok := l.Index(id)
-			require.True(t, ok)
-			rec := seats[seatKeyT{o.Event, idx}]
-			require.True(t, rec.state == boxoffice.SeatSold && rec.owner == o.ID, "order %s does not own seat %s: %+v", o.ID, id, rec)
+		h := holds[o.Hold]
+		require.NotNil(t, h, "hold %s of order %s", o.Hold, o.ID)
+		require.Equal(t, boxoffice.HoldPurchased, h.State, "hold of order %s", o.ID)
+		require.Equal(t, o.ID, h.Order)
+		require.Len(t, o.Seats, len(h.Seats), "order %s has as many seats as its hold", o.ID)
+		require.Len(t, o.Seats, len(slices.Compact(slices.Sorted(slices.Values(o.Seats)))), "order %s names a seat twice", o.ID)
+		switch o.State {
+		case boxoffice.OrderPaid:
+			l := layout(o.Event)
+			for _, id := range o.Seats {
+				idx, ok := l.Index(id)
+				require.True(t, ok)
+				rec := seats[seatKeyT{o.Event, idx}]
+				require.True(t, rec.state == boxoffice.SeatSold && rec.owner == o.ID, "order %s does not own seat %s: %+v", o.ID, id, rec)
+			}
+			wantSold[o.Event+"/"+o.Buyer] += len(o.Seats)
+		case boxoffice.OrderCancelled:
+		default:
+			t.Fatalf("order %s in state %v", o.ID, o.State)
 		}
-		wantSold[o.Event+"/"+o.Buyer] += len(o.Seats)
 	}
 	require.Equal(t, wantSold, buyerSold, "per-buyer sold counts")
 	for k := range ordersBy {
@@ -468,6 +556,17 @@ func checkInvariants(t testing.TB, s *Store) {
 	}
 	for k := range holdsBy {
 		require.Contains(t, holds, strings.Split(k, "/")[1])
+	}
+	// The idempotency table and its age index agree one to one.
+	for ik, rec := range idems {
+		subject, _, ok := strings.Cut(ik, "\x00")
+		require.True(t, ok && boxoffice.ValidID(subject), "idempotency key %q", ik)
+		require.Len(t, rec.hash, IdempotencyHashLen, "hash of idempotency record %q", ik)
+		require.LessOrEqual(t, rec.createdAtMs, now, "idempotency record %q from the future", ik)
+		require.Equal(t, []int64{rec.createdAtMs}, idemAges[ik], "age entries of idempotency record %q", ik)
+	}
+	for ik := range idemAges {
+		require.Contains(t, idems, ik, "age entry names missing idempotency record %q", ik)
 	}
 }
 

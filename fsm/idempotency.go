@@ -91,7 +91,7 @@ func (a *applier) dropIdem(createdAtMs int64, subject, key string) error {
 // expireIdem forgets up to max idempotency records older than the TTL.
 func (a *applier) expireIdem(max int) (int, error) {
 	cutoff := a.nowMs - boxoffice.IdempotencyTTLMs
-	if cutoff <= 0 {
+	if cutoff < 0 {
 		return 0, nil
 	}
 	upper := make([]byte, 0, 9)

@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -23,7 +25,19 @@ type model struct {
 	seats  map[string]map[int]seatRec // event -> seat index -> record
 	holds  map[string]*boxoffice.Hold
 	orders map[string]*boxoffice.Order
-	sold   map[string]int // event + "/" + buyer -> seats bought
+	sold   map[string]int    // event + "/" + buyer -> seats of paid orders
+	idem   map[string]*mIdem // subject + NUL + key -> record
+	// reruns counts Idempotent commands that ran again because their
+	// key's record had expired (for the property test's statistics).
+	reruns int
+}
+
+// mIdem is what the model remembers of an Idempotent command. A record past
+// its TTL counts as absent, so the model needs no sweep of its own.
+type mIdem struct {
+	hash        []byte
+	createdAtMs int64
+	res         Result
 }
 
 // mEvent is an event and its seats, numbered independently of
@@ -58,6 +72,7 @@ func newModel(shard int) *model {
 		holds:  map[string]*boxoffice.Hold{},
 		orders: map[string]*boxoffice.Order{},
 		sold:   map[string]int{},
+		idem:   map[string]*mIdem{},
 	}
 }
 
@@ -141,6 +156,14 @@ func (m *model) apply(c Command, pos int) Result {
 		return m.purchase(c, pos)
 	case *Expire:
 		return m.expire(c)
+	case *ExtendHold:
+		return m.extend(c)
+	case *CancelOrder:
+		return m.cancel(c)
+	case *Exchange:
+		return m.exchange(c)
+	case *Idempotent:
+		return m.idempotent(c, pos)
 	}
 	panic(fmt.Sprintf("model: no command %T", c))
 }
@@ -276,6 +299,137 @@ func (m *model) purchase(c *Purchase, pos int) Result {
 	return Result{Order: cloneOrder(o), Hold: cloneHold(h)}
 }
 
+func (m *model) extend(c *ExtendHold) Result {
+	h, code := m.activeHold(c.Hold, c.Buyer)
+	if code != "" {
+		return mReject(code)
+	}
+	me := m.events[h.Event]
+	ttl := me.ev.Limits.HoldTTLSeconds
+	if c.TTLSeconds > 0 && c.TTLSeconds < ttl {
+		ttl = c.TTLSeconds
+	}
+	expires := m.nowMs + int64(ttl)*1000
+	if expires > h.CreatedAtMs+int64(boxoffice.HoldLifetimeFactor*me.ev.Limits.HoldTTLSeconds)*1000 {
+		return mReject(boxoffice.CodeHoldExtendLimit)
+	}
+	if expires > h.ExpiresAtMs {
+		h.ExpiresAtMs = expires
+		for _, id := range h.Seats {
+			m.seats[h.Event][me.idx[id]] = seatRec{state: boxoffice.SeatHeld, owner: h.ID, expiresAtMs: expires}
+		}
+	}
+	return Result{Hold: cloneHold(h)}
+}
+
+// paidOrder mirrors the checks a cancel or exchange makes, in order.
+func (m *model) paidOrder(id, buyer string) (*boxoffice.Order, boxoffice.Code) {
+	o := m.orders[id]
+	switch {
+	case o == nil:
+		return nil, boxoffice.CodeOrderNotFound
+	case buyer != "" && o.Buyer != buyer:
+		return nil, boxoffice.CodeForbidden
+	case o.State != boxoffice.OrderPaid:
+		return nil, boxoffice.CodeOrderNotActive
+	}
+	return o, ""
+}
+
+func (m *model) cancel(c *CancelOrder) Result {
+	o, code := m.paidOrder(c.Order, c.Buyer)
+	if code != "" {
+		return mReject(code)
+	}
+	m.free(o.Event, o.ID, o.Seats)
+	m.sold[o.Event+"/"+o.Buyer] -= len(o.Seats)
+	o.State = boxoffice.OrderCancelled
+	return Result{Order: cloneOrder(o)}
+}
+
+func (m *model) exchange(c *Exchange) Result {
+	o, code := m.paidOrder(c.Order, c.Buyer)
+	if code != "" {
+		return mReject(code)
+	}
+	me := m.events[o.Event]
+	if len(c.Release) != len(c.Take) {
+		return mReject(boxoffice.CodeInvalidArgument)
+	}
+	var relCats, takeCats []string
+	for i, id := range c.Release {
+		if !slices.Contains(o.Seats, id) || slices.Contains(c.Release[:i], id) {
+			return mReject(boxoffice.CodeInvalidArgument)
+		}
+		relCats = append(relCats, me.cats[me.idx[id]])
+	}
+	if len(c.Take) == 0 || len(c.Take) > boxoffice.SeatsPerHoldMax {
+		return mReject(boxoffice.CodeInvalidArgument)
+	}
+	var take []int
+	for _, id := range c.Take {
+		n, ok := me.idx[id]
+		if !ok {
+			return mReject(boxoffice.CodeSeatNotFound)
+		}
+		if slices.Contains(take, n) {
+			return mReject(boxoffice.CodeInvalidArgument)
+		}
+		take = append(take, n)
+	}
+	for i, n := range take {
+		if slices.Contains(o.Seats, c.Take[i]) {
+			return mReject(boxoffice.CodeInvalidArgument)
+		}
+		if rec, ok := m.seats[o.Event][n]; ok && m.taken(rec) {
+			return mReject(boxoffice.CodeSeatUnavailable)
+		}
+		takeCats = append(takeCats, me.cats[n])
+	}
+	slices.Sort(relCats)
+	slices.Sort(takeCats)
+	if !slices.Equal(relCats, takeCats) {
+		return mReject(boxoffice.CodeInvalidArgument)
+	}
+	m.free(o.Event, o.ID, c.Release)
+	for _, n := range take {
+		m.seats[o.Event][n] = seatRec{state: boxoffice.SeatSold, owner: o.ID}
+	}
+	var seats []string
+	for _, id := range o.Seats {
+		if !slices.Contains(c.Release, id) {
+			seats = append(seats, id)
+		}
+	}
+	o.Seats = append(seats, c.Take...)
+	return Result{Order: cloneOrder(o)}
+}
+
+func (m *model) idempotent(c *Idempotent, pos int) Result {
+	if !boxoffice.ValidID(c.Subject) || c.Key == "" || len(c.Key) > boxoffice.IdempotencyKeyLenMax || len(c.Hash) != IdempotencyHashLen {
+		return mReject(boxoffice.CodeInvalidArgument)
+	}
+	k := c.Subject + "\x00" + c.Key
+	if rec := m.idem[k]; rec != nil {
+		if rec.createdAtMs+boxoffice.IdempotencyTTLMs > m.nowMs {
+			if !bytes.Equal(rec.hash, c.Hash) {
+				return mReject(boxoffice.CodeIdempotencyReused)
+			}
+			res := rec.res
+			res.Replayed = true
+			return res
+		}
+		m.reruns++
+	}
+	res := m.apply(c.Command, pos)
+	// A conflict is not remembered: the key stays unused, and a retry
+	// runs again.
+	if resultCode(res) != boxoffice.CodeSeatUnavailable {
+		m.idem[k] = &mIdem{hash: slices.Clone(c.Hash), createdAtMs: m.nowMs, res: res}
+	}
+	return res
+}
+
 func (m *model) expire(c *Expire) Result {
 	limit := c.Max
 	if limit <= 0 || limit > ExpireMax {
@@ -388,11 +542,14 @@ type gen struct {
 	r *rand.Rand
 	m *model
 	// big is the 30-seat event most holds go to, small the 6-seat one
-	// whose layout updates change. Sold seats never come back (and pin a
-	// layout), so once most of big's seats, or any of small's, are sold,
-	// the log creates a new event of the same shape and moves there.
+	// whose layout updates change. Sold seats come back only when an order
+	// is cancelled (and pin a layout), so once most of big's seats, or any
+	// of small's, are sold, the log creates a new event of the same shape
+	// and moves there.
 	big, small string
 	events     int
+	// idems are recent Idempotent commands, which the log retries.
+	idems []*Idempotent
 }
 
 func (g *gen) bigEvent() string   { return cmp.Or(g.big, "e1") }
@@ -436,18 +593,24 @@ func (g *gen) command() Command {
 		return &CreateEvent{Event: ev}
 	}
 	switch n := g.r.IntN(100); {
-	case n < 45:
-		return g.hold()
+	case n < 38:
+		return g.maybeIdem(g.hold())
+	case n < 52:
+		return g.maybeIdem(g.release())
 	case n < 65:
-		return g.release()
-	case n < 80:
-		return g.purchase()
-	case n < 92:
+		return g.maybeIdem(g.purchase())
+	case n < 75:
+		return g.maybeIdem(g.extend())
+	case n < 79:
+		return g.maybeIdem(g.cancel())
+	case n < 86:
+		return g.maybeIdem(g.exchange())
+	case n < 95:
 		if g.pct(60) {
 			return &Expire{}
 		}
 		return &Expire{Max: 1 + g.r.IntN(3)}
-	case n < 97:
+	case n < 98:
 		ev := propEvents()[1]
 		ev.ID = g.smallEvent()
 		ev.Venue.Sections = e2Shapes[g.r.IntN(len(e2Shapes))]
@@ -456,10 +619,53 @@ func (g *gen) command() Command {
 		if g.pct(10) {
 			ev.Limits.HoldTTLSeconds = 0 // invalid
 		}
-		return &UpdateEvent{Event: ev}
+		return g.maybeIdem(&UpdateEvent{Event: ev})
 	default:
-		return &CreateEvent{Event: propEvents()[g.r.IntN(2)]} // exists
+		return g.maybeIdem(&CreateEvent{Event: propEvents()[g.r.IntN(2)]}) // exists
 	}
+}
+
+// maybeIdem sometimes wraps a client write in an Idempotent: a fresh key,
+// a key used before (with another request, or after its record expired),
+// a retry of an earlier request, or a malformed wrapper.
+func (g *gen) maybeIdem(c Command) Command {
+	if !g.pct(20) {
+		return c
+	}
+	if len(g.idems) > 0 && g.pct(35) {
+		prev := *g.idems[g.r.IntN(len(g.idems))]
+		return &prev
+	}
+	subject := "admin"
+	switch c := c.(type) {
+	case *Hold:
+		subject = c.Buyer
+	case *Release:
+		subject = c.Buyer
+	case *Purchase:
+		subject = c.Buyer
+	case *ExtendHold:
+		subject = c.Buyer
+	case *CancelOrder:
+		subject = c.Buyer
+	case *Exchange:
+		subject = c.Buyer
+	}
+	sum := sha256.Sum256(EncodeCommand(c))
+	w := &Idempotent{Subject: cmp.Or(subject, "admin"), Key: fmt.Sprintf("k%d", g.r.IntN(40)), Hash: sum[:IdempotencyHashLen], Command: c}
+	switch n := g.r.IntN(100); {
+	case n < 2:
+		w.Key = ""
+	case n < 4:
+		w.Subject = "bad/subject"
+	case n < 5:
+		w.Hash = w.Hash[:8]
+	}
+	if len(g.idems) == 20 {
+		g.idems = g.idems[1:]
+	}
+	g.idems = append(g.idems, w)
+	return w
 }
 
 func (g *gen) hold() Command {
@@ -565,6 +771,108 @@ func (g *gen) purchase() Command {
 	return &Purchase{Hold: id, Buyer: buyer, PaymentRef: fmt.Sprintf("pay%d", g.r.IntN(1000))}
 }
 
+func (g *gen) extend() Command {
+	id, buyer := g.holdRef()
+	if g.pct(70) {
+		// The oldest live hold, so that extensions reach the lifetime
+		// bound.
+		var oldest *boxoffice.Hold
+		for _, hid := range g.holdIDs() {
+			h := g.m.holds[hid]
+			if h.State == boxoffice.HoldActive && h.ExpiresAtMs > g.m.nowMs && (oldest == nil || h.CreatedAtMs < oldest.CreatedAtMs) {
+				oldest = h
+			}
+		}
+		if oldest != nil {
+			id, buyer = oldest.ID, oldest.Buyer
+		}
+	}
+	c := &ExtendHold{Hold: id, Buyer: buyer}
+	if g.pct(40) {
+		c.TTLSeconds = g.r.IntN(14) - 1
+	}
+	return c
+}
+
+// orderRef picks an order id (mostly a paid one) and a buyer (mostly its
+// owner).
+func (g *gen) orderRef() (id, buyer string) {
+	ids := sortedKeys(g.m.orders)
+	if len(ids) == 0 || g.pct(5) {
+		return fmt.Sprintf("o_%d.%d.0", g.m.shard, g.r.IntN(1000)), g.pick(propBuyers)
+	}
+	var paid []string
+	for _, id := range ids {
+		if g.m.orders[id].State == boxoffice.OrderPaid {
+			paid = append(paid, id)
+		}
+	}
+	if len(paid) > 0 && g.pct(85) {
+		id = g.pick(paid)
+	} else {
+		id = g.pick(ids)
+	}
+	buyer = g.m.orders[id].Buyer
+	switch n := g.r.IntN(100); {
+	case n < 8:
+		buyer = g.pick(propBuyers)
+	case n < 20:
+		buyer = ""
+	}
+	return id, buyer
+}
+
+func (g *gen) cancel() Command {
+	id, buyer := g.orderRef()
+	return &CancelOrder{Order: id, Buyer: buyer}
+}
+
+// exchange swaps some seats of an order, mostly for free seats of the same
+// categories, sometimes with one of the mistakes the command must refuse.
+func (g *gen) exchange() Command {
+	id, buyer := g.orderRef()
+	c := &Exchange{Order: id, Buyer: buyer}
+	o := g.m.orders[id]
+	if o == nil {
+		c.Release, c.Take = []string{"A-1-1"}, []string{"A-1-2"}
+		return c
+	}
+	me := g.m.events[o.Event]
+	free := map[string][]string{} // category -> free seats
+	for _, s := range g.m.seatMap(o.Event) {
+		if s.State == boxoffice.SeatFree || g.pct(5) {
+			free[s.Category] = append(free[s.Category], s.ID)
+		}
+	}
+	for _, i := range g.r.Perm(len(o.Seats))[:1+g.r.IntN(len(o.Seats))] {
+		rel := o.Seats[i]
+		cat := me.cats[me.idx[rel]]
+		if g.pct(5) {
+			cat = g.pick(me.cats) // perhaps another category
+		}
+		pool := free[cat]
+		if len(pool) == 0 {
+			pool = me.ids
+		}
+		c.Release = append(c.Release, rel)
+		c.Take = append(c.Take, g.pick(pool))
+	}
+	switch n := g.r.IntN(100); {
+	case n < 4:
+		c.Take = c.Take[1:] // counts differ
+	case n < 7:
+		c.Take = append(c.Take, c.Take[0])
+		c.Release = append(c.Release, g.pick(me.ids)) // perhaps not the order's
+	case n < 9:
+		c.Take[0] = g.pick([]string{"Z-1-1", "A-9-9", "C-1-9"})
+	case n < 11:
+		c.Take[0] = g.pick(o.Seats)
+	case n < 12:
+		c.Release, c.Take = nil, nil
+	}
+	return c
+}
+
 // genEntry is one entry of a random log: its commands (nil for an entry
 // without data) and stamp.
 type genEntry struct {
@@ -596,6 +904,8 @@ func (g *gen) next() (genEntry, []Result) {
 	// 250 ms and TTLs of a second, so the clock often lands exactly on an
 	// expiry, where a hold has just ended.
 	switch n := g.r.IntN(100); {
+	case n < 1:
+		e.nowMs = g.m.nowMs + boxoffice.IdempotencyTTLMs - 1000*int64(g.r.IntN(3)) // around the records' expiry
 	case n < 15:
 		e.nowMs = g.m.nowMs
 	case n < 25:

@@ -25,11 +25,11 @@ func (a *applier) extendHold(c *ExtendHold) (Result, error) {
 	}
 	expires := a.nowMs + int64(ttl)*1000
 	limit := h.CreatedAtMs + int64(boxoffice.HoldLifetimeFactor*ei.ev.Limits.HoldTTLSeconds)*1000
-	if expires > limit {
-		return reject(boxoffice.CodeHoldExtendLimit, "hold %q may live until %d ms at most (%d times the event's hold TTL)", h.ID, limit, boxoffice.HoldLifetimeFactor)
-	}
 	if expires <= h.ExpiresAtMs {
 		return Result{Hold: h}, nil // already expires later: nothing to do
+	}
+	if expires > limit {
+		return reject(boxoffice.CodeHoldExtendLimit, "hold %q may live until %d ms at most (%d times the event's hold TTL)", h.ID, limit, boxoffice.HoldLifetimeFactor)
 	}
 	seat := encodeSeat(seatRec{state: boxoffice.SeatHeld, owner: h.ID, expiresAtMs: expires})
 	for _, id := range h.Seats {

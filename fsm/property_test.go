@@ -26,8 +26,10 @@ func propSeeds() []uint64 {
 
 // TestPropertyAgainstModel applies random logs (holds by five buyers on a
 // 30-seat and a 6-seat venue, and on new events of those shapes once seats
-// sell out; whole and partial releases, purchases, sweeps, layout updates,
-// bad input, a clock that mostly moves forward; one to eight commands per
+// sell out; whole and partial releases, purchases, extensions, order
+// cancellations and exchanges, idempotent wrappers with retries and reused
+// keys, sweeps, layout updates, bad input, a clock that mostly moves
+// forward and now and then jumps about a day; one to eight commands per
 // entry) to a store and to the in-memory model of model_test.go, in
 // ApplyEntries calls of random sizes. After each call it compares every
 // command's result, the clock, the applied index, the events, seat maps and
@@ -81,6 +83,9 @@ func runProperty(t *testing.T, seed uint64, entries int) {
 				g := got[i][j]
 				require.Equal(t, resultCode(w), resultCode(g), "%s: %v", where, g.Err)
 				codes[fmt.Sprintf("%T/%s", gens[i].cmds[j], resultCode(g))]++
+				if g.Replayed {
+					codes["replayed"]++
+				}
 				if w.Err == nil {
 					require.Equal(t, fmtResult(gens[i].cmds[j], w), fmtResult(gens[i].cmds[j], g), where)
 					stats.ok++
@@ -97,12 +102,17 @@ func runProperty(t *testing.T, seed uint64, entries int) {
 			checkInvariants(t, s)
 		}
 	}
-	t.Logf("seed %d: %d calls, %d ok, %d rejected, %d holds, %d orders; outcomes %v",
-		seed, stats.calls, stats.ok, stats.rejected, len(g.m.holds), len(g.m.orders), codes)
+	t.Logf("seed %d: %d calls, %d ok, %d rejected, %d holds, %d orders, %d idempotent reruns after expiry; outcomes %v",
+		seed, stats.calls, stats.ok, stats.rejected, len(g.m.holds), len(g.m.orders), g.m.reruns, codes)
 	// The logs must exercise both paths, or the test proves little.
 	require.Greater(t, stats.ok, entries/4, "seed %d: too few successful commands", seed)
 	require.Greater(t, stats.rejected, entries/10, "seed %d: too few rejected commands", seed)
 	require.NotEmpty(t, g.m.orders, "seed %d: no purchase succeeded", seed)
+	if entries >= 200 {
+		for _, k := range []string{"*fsm.ExtendHold/", "*fsm.CancelOrder/", "*fsm.Exchange/", "*fsm.Idempotent/", "replayed"} {
+			require.Positive(t, codes[k], "seed %d: no %s", seed, k)
+		}
+	}
 }
 
 func resultCode(r Result) boxoffice.Code {

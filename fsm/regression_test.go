@@ -146,3 +146,33 @@ func TestEventCacheNotStaleAfterConcurrentQuery(t *testing.T) {
 		require.Equal(t, upd.Limits, got.Limits, "round %d", i)
 	}
 }
+
+// An idempotency record expires IdempotencyTTLMs after it was made: from
+// then on a lookup ignores it, and the sweep must remove it. The sweep
+// treated a cutoff (now - TTL) of exactly 0 as "nothing can be old enough",
+// so a record made at clock 0 outlived its TTL by a millisecond in the
+// store, though not to any lookup.
+func TestExpireSweepsIdempotencyRecordAtItsTTL(t *testing.T) {
+	s := newStore(t)
+	ev := testEvent(t, "e1", "A:floor:1x2", "floor:100", 4, 60)
+	hash := make([]byte, IdempotencyHashLen)
+	idem := func(key string) *Idempotent {
+		return &Idempotent{Subject: "u1", Key: key, Hash: hash, Command: &Release{Hold: "h_0.9.9", Buyer: "u1"}}
+	}
+	applyOne(t, s, 1, 0, &CreateEvent{Event: ev}, idem("k0"))
+	applyOne(t, s, 2, 1, idem("k1"))
+	countIdem := func() (n int) {
+		require.NoError(t, s.scan([]byte{tagIdem}, []byte{tagIdem + 1}, func(_, _ []byte) (bool, error) { n++; return true, nil }))
+		return n
+	}
+	require.Equal(t, 2, countIdem())
+
+	rs := applyOne(t, s, 3, boxoffice.IdempotencyTTLMs, &Expire{})
+	require.NoError(t, rs[0].Err)
+	require.Equal(t, 1, countIdem(), "the record made at 0 has expired at IdempotencyTTLMs; the one made at 1 has not")
+	checkInvariants(t, s)
+	rs = applyOne(t, s, 4, boxoffice.IdempotencyTTLMs+1, &Expire{})
+	require.NoError(t, rs[0].Err)
+	require.Zero(t, countIdem())
+	checkInvariants(t, s)
+}
