@@ -25,6 +25,7 @@ type applier struct {
 	index   uint64 // entry being applied
 	pos     int    // command position in the entry
 	events  map[string]*eventInfo
+	pending map[string]cachedValue // this batch's writes of cacheable keys
 }
 
 func (a *applier) applyEntry(e Entry) ([]Result, error) {
@@ -69,9 +70,9 @@ func (a *applier) apply(c Command) (Result, error) {
 	case *Expire:
 		return a.expire(c)
 	case *PutNode:
-		return Result{}, a.b.Set(key(tagNode, c.Node.ID), encodeNode(c.Node), nil)
+		return Result{}, a.set(key(tagNode, c.Node.ID), encodeNode(c.Node))
 	case *RemoveNode:
-		return Result{}, a.b.Delete(key(tagNode, c.ID), nil)
+		return Result{}, a.del(key(tagNode, c.ID))
 	case *ExtendHold:
 		return a.extendHold(c)
 	case *CancelOrder:
@@ -95,17 +96,58 @@ func reject(code boxoffice.Code, format string, args ...any) (Result, error) {
 	return Result{Err: boxoffice.Errorf(code, format, args...)}, nil
 }
 
-// get reads a key through the batch into a copy.
+// get reads a key: from this batch's writes, the store's value cache, or
+// Pebble (through the batch). The value returned must not be modified.
 func (a *applier) get(k []byte) ([]byte, bool, error) {
+	cacheable := cacheableKey(k)
+	if cacheable {
+		if v, ok := a.pending[string(k)]; ok {
+			return v.v, v.ok, nil
+		}
+		if p := completePrefix(k); p != nil {
+			// Committed state only: this batch's writes are in pending.
+			if err := a.s.kv.load(a.s.db, p); err != nil {
+				return nil, false, err
+			}
+		}
+		if v, ok := a.s.kv.get(k); ok {
+			return v.v, v.ok, nil
+		}
+	}
 	v, closer, err := a.b.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
+		if cacheable {
+			// No write of this batch touched k (pending would hold it), so
+			// this is the committed state.
+			a.s.kv.put(k, cachedValue{})
+		}
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
 	defer closer.Close()
-	return slices.Clone(v), true, nil
+	v = slices.Clone(v)
+	if cacheable {
+		a.s.kv.put(k, cachedValue{v: v, ok: true})
+	}
+	return v, true, nil
+}
+
+// set and del write through the batch; every write of the applier goes
+// through them, so that pending mirrors the batch for cacheable keys.
+func (a *applier) set(k, v []byte) error {
+	if cacheableKey(k) {
+		a.pending[string(k)] = cachedValue{v: v, ok: true}
+	}
+	return a.b.Set(k, v, nil)
+}
+
+func (a *applier) del(k []byte) error {
+	if cacheableKey(k) {
+		a.pending[string(k)] = cachedValue{}
+	}
+	return a.b.Delete(k, nil)
 }
 
 func (a *applier) event(id string) (*eventInfo, error) {
@@ -133,7 +175,7 @@ func (a *applier) putEvent(ev *boxoffice.Event) error {
 		a.events = make(map[string]*eventInfo)
 	}
 	a.events[ev.ID] = newEventInfo(ev)
-	return a.b.Set(key(tagEvent, ev.ID), encodeEventValue(ev), nil)
+	return a.set(key(tagEvent, ev.ID), encodeEventValue(ev))
 }
 
 func (a *applier) createEvent(c *CreateEvent) (Result, error) {
@@ -189,17 +231,31 @@ func (a *applier) updateEvent(c *UpdateEvent) (Result, error) {
 // sweep will still resolve its seat ids in the layout, so the layout must
 // not change under it.
 func (a *applier) layoutInUse(event string) (bool, error) {
-	for _, p := range [][]byte{prefix(tagSeat, event), prefix(tagBuyerHold, event)} {
-		it, err := a.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	p := prefix(tagSeat, event)
+	it, err := a.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return false, err
+	}
+	found := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil || found {
+		return found, err
+	}
+	p = prefix(tagBuyer, event)
+	it, err = a.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		rec, err := decodeBuyerRec(it.Value())
 		if err != nil {
 			return false, err
 		}
-		found := it.First()
-		if err := errors.Join(it.Error(), it.Close()); err != nil || found {
-			return found, err
+		if len(rec.holds) > 0 {
+			return true, nil
 		}
 	}
-	return false, nil
+	return false, it.Error()
 }
 
 func (a *applier) seat(event string, idx int) (seatRec, bool, error) {
@@ -236,35 +292,36 @@ func checkSeats(l *boxoffice.Layout, seats []string) ([]int, error) {
 	return idx, nil
 }
 
+// buyer reads the record of a buyer's holds and purchases in an event.
+func (a *applier) buyer(event, buyer string) (buyerRec, error) {
+	v, ok, err := a.get(key(tagBuyer, event, buyer))
+	if err != nil || !ok {
+		return buyerRec{}, err
+	}
+	return decodeBuyerRec(v)
+}
+
+func (a *applier) putBuyer(event, buyer string, rec buyerRec) error {
+	if rec.sold == 0 && len(rec.holds) == 0 {
+		return a.del(key(tagBuyer, event, buyer))
+	}
+	return a.set(key(tagBuyer, event, buyer), encodeBuyerRec(rec))
+}
+
 // buyerSeats counts the seats a buyer holds (in unexpired holds) or bought
 // for an event: the quantity the per-buyer cap limits.
 func (a *applier) buyerSeats(event, buyer string) (int, error) {
-	n := 0
-	v, ok, err := a.get(key(tagBuyerSold, event, buyer))
+	rec, err := a.buyer(event, buyer)
 	if err != nil {
 		return 0, err
 	}
-	if ok {
-		if n, err = decodeCount(v); err != nil {
-			return 0, err
+	n := rec.sold
+	for _, h := range rec.holds {
+		if h.expiresAtMs > a.nowMs {
+			n += h.seats
 		}
 	}
-	p := prefix(tagBuyerHold, event, buyer)
-	it, err := a.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		bh, err := decodeBuyerHold(it.Value())
-		if err != nil {
-			return 0, err
-		}
-		if bh.expiresAtMs > a.nowMs {
-			n += bh.seats
-		}
-	}
-	return n, it.Error()
+	return n, nil
 }
 
 func (a *applier) hold(c *Hold) (Result, error) {
@@ -315,14 +372,14 @@ func (a *applier) hold(c *Hold) (Result, error) {
 	}
 	seat := encodeSeat(seatRec{state: boxoffice.SeatHeld, owner: h.ID, expiresAtMs: h.ExpiresAtMs})
 	for _, n := range idx {
-		if err := a.b.Set(seatKey(c.Event, n), seat, nil); err != nil {
+		if err := a.set(seatKey(c.Event, n), seat); err != nil {
 			return Result{}, err
 		}
 	}
 	if err := a.putActiveHold(h); err != nil {
 		return Result{}, err
 	}
-	if err := a.b.Set(key(tagHoldsBy, h.Buyer, h.ID), nil, nil); err != nil {
+	if err := a.set(key(tagHoldsBy, h.Buyer, h.ID), nil); err != nil {
 		return Result{}, err
 	}
 	return Result{Hold: h}, nil
@@ -330,26 +387,35 @@ func (a *applier) hold(c *Hold) (Result, error) {
 
 // putActiveHold writes an active hold and its indexes.
 func (a *applier) putActiveHold(h *boxoffice.Hold) error {
-	if err := a.b.Set(key(tagHold, h.ID), encodeHold(h), nil); err != nil {
+	if err := a.set(key(tagHold, h.ID), encodeHold(h)); err != nil {
 		return err
 	}
-	bh := encodeBuyerHold(buyerHold{expiresAtMs: h.ExpiresAtMs, seats: len(h.Seats)})
-	if err := a.b.Set(key(tagBuyerHold, h.Event, h.Buyer, h.ID), bh, nil); err != nil {
+	rec, err := a.buyer(h.Event, h.Buyer)
+	if err != nil {
 		return err
 	}
-	return a.b.Set(expiryKey(h.ExpiresAtMs, h.ID), nil, nil)
+	rec.setHold(buyerHold{id: h.ID, expiresAtMs: h.ExpiresAtMs, seats: len(h.Seats)})
+	if err := a.putBuyer(h.Event, h.Buyer, rec); err != nil {
+		return err
+	}
+	return a.set(expiryKey(h.ExpiresAtMs, h.ID), nil)
 }
 
 // endHold writes a hold that is no longer active and drops its indexes.
 func (a *applier) endHold(h *boxoffice.Hold, state boxoffice.HoldState) error {
-	if err := a.b.Delete(key(tagBuyerHold, h.Event, h.Buyer, h.ID), nil); err != nil {
+	rec, err := a.buyer(h.Event, h.Buyer)
+	if err != nil {
 		return err
 	}
-	if err := a.b.Delete(expiryKey(h.ExpiresAtMs, h.ID), nil); err != nil {
+	rec.dropHold(h.ID)
+	if err := a.putBuyer(h.Event, h.Buyer, rec); err != nil {
+		return err
+	}
+	if err := a.del(expiryKey(h.ExpiresAtMs, h.ID)); err != nil {
 		return err
 	}
 	h.State = state
-	return a.b.Set(key(tagHold, h.ID), encodeHold(h), nil)
+	return a.set(key(tagHold, h.ID), encodeHold(h))
 }
 
 func (a *applier) getHold(id string) (*boxoffice.Hold, error) {
@@ -399,7 +465,7 @@ func (a *applier) freeSeats(event, owner string, seats []string) error {
 			return err
 		}
 		if ok && s.owner == owner {
-			if err := a.b.Delete(seatKey(event, n), nil); err != nil {
+			if err := a.del(seatKey(event, n)); err != nil {
 				return err
 			}
 		}
@@ -486,7 +552,7 @@ func (a *applier) purchase(c *Purchase) (Result, error) {
 		cat, _, _ := ei.layout.Section(n)
 		price, _ := ei.ev.Category(cat.Category)
 		o.AmountCents += price.PriceCents
-		if err := a.b.Set(seatKey(h.Event, n), sold, nil); err != nil {
+		if err := a.set(seatKey(h.Event, n), sold); err != nil {
 			return Result{}, err
 		}
 	}
@@ -497,21 +563,13 @@ func (a *applier) purchase(c *Purchase) (Result, error) {
 	if err := a.endHold(h, boxoffice.HoldPurchased); err != nil {
 		return Result{}, err
 	}
-	if err := a.b.Set(key(tagOrder, o.ID), encodeOrder(o), nil); err != nil {
+	if err := a.set(key(tagOrder, o.ID), encodeOrder(o)); err != nil {
 		return Result{}, err
 	}
-	if err := a.b.Set(key(tagOrdersBy, o.Buyer, o.ID), nil, nil); err != nil {
+	if err := a.set(key(tagOrdersBy, o.Buyer, o.ID), nil); err != nil {
 		return Result{}, err
 	}
 	return Result{Order: o, Hold: h}, nil
-}
-
-func (a *applier) soldCount(event, buyer string) (int, error) {
-	v, ok, err := a.get(key(tagBuyerSold, event, buyer))
-	if err != nil || !ok {
-		return 0, err
-	}
-	return decodeCount(v)
 }
 
 // expire sweeps holds whose expiry is at or before now, oldest first.

@@ -324,26 +324,20 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 			return "", err
 		}
 		return fmtOrder(o), nil
-	case tagBuyerHold:
-		bh, err := decodeBuyerHold(v)
-		if err != nil {
-			return "", err
-		}
-		p := parts()
-		if len(p) != 3 {
-			return "", fmt.Errorf("bad buyer-hold key")
-		}
-		return fmt.Sprintf("buyer-hold %s/%s/%s expires=%d seats=%d", p[0], p[1], p[2], bh.expiresAtMs, bh.seats), nil
-	case tagBuyerSold:
-		n, err := decodeCount(v)
+	case tagBuyer:
+		rec, err := decodeBuyerRec(v)
 		if err != nil {
 			return "", err
 		}
 		p := parts()
 		if len(p) != 2 {
-			return "", fmt.Errorf("bad buyer-sold key")
+			return "", fmt.Errorf("bad buyer key")
 		}
-		return fmt.Sprintf("buyer-sold %s/%s %d", p[0], p[1], n), nil
+		var hs []string
+		for _, h := range rec.holds {
+			hs = append(hs, fmt.Sprintf("%s expires=%d seats=%d", h.id, h.expiresAtMs, h.seats))
+		}
+		return fmt.Sprintf("buyer %s/%s sold=%d holds=[%s]", p[0], p[1], rec.sold, strings.Join(hs, "; ")), nil
 	case tagExpiry:
 		if len(k) < 10 || len(v) != 0 {
 			return "", fmt.Errorf("bad expiry record")
@@ -430,15 +424,18 @@ func checkInvariants(t testing.TB, s *Store) {
 			if o, err = decodeOrder(v); err == nil {
 				orders[o.ID] = o
 			}
-		case tagBuyerHold:
-			var bh buyerHold
-			if bh, err = decodeBuyerHold(v); err == nil {
-				buyerHolds[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = bh
-			}
-		case tagBuyerSold:
-			var n int
-			if n, err = decodeCount(v); err == nil {
-				buyerSold[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = n
+		case tagBuyer:
+			var rec buyerRec
+			if rec, err = decodeBuyerRec(v); err == nil {
+				eb := strings.ReplaceAll(string(k[1:]), "\x00", "/")
+				require.True(t, rec.sold > 0 || len(rec.holds) > 0, "empty buyer record %s", eb)
+				require.True(t, slices.IsSortedFunc(rec.holds, func(a, b buyerHold) int { return strings.Compare(a.id, b.id) }), "buyer record %s out of order", eb)
+				if rec.sold > 0 {
+					buyerSold[eb] = rec.sold
+				}
+				for _, h := range rec.holds {
+					buyerHolds[eb+"/"+h.id] = h
+				}
 			}
 		case tagExpiry:
 			expiry[string(k[9:])] = int64(binary.BigEndian.Uint64(k[1:9]))
@@ -502,7 +499,7 @@ func checkInvariants(t testing.TB, s *Store) {
 			require.NotContains(t, expiry, h.ID, "ended hold %s still in expiry index", h.ID)
 			continue
 		}
-		require.Equal(t, buyerHold{expiresAtMs: h.ExpiresAtMs, seats: len(h.Seats)}, buyerHolds[bk], "buyer index of %s", h.ID)
+		require.Equal(t, buyerHold{id: h.ID, expiresAtMs: h.ExpiresAtMs, seats: len(h.Seats)}, buyerHolds[bk], "buyer index of %s", h.ID)
 		require.Equal(t, h.ExpiresAtMs, expiry[h.ID], "expiry index of %s", h.ID)
 		if h.ExpiresAtMs > now {
 			l := layout(h.Event)

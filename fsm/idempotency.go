@@ -72,20 +72,20 @@ func (a *applier) idempotent(c *Idempotent) (Result, error) {
 		return res, nil
 	}
 	rec := idemRecord{hash: c.Hash, createdAtMs: a.nowMs, res: res}
-	if err := a.b.Set(k, encodeIdem(&rec), nil); err != nil {
+	if err := a.set(k, encodeIdem(&rec)); err != nil {
 		return Result{}, err
 	}
-	if err := a.b.Set(idemAgeKey(a.nowMs, c.Subject, c.Key), nil, nil); err != nil {
+	if err := a.set(idemAgeKey(a.nowMs, c.Subject, c.Key), nil); err != nil {
 		return Result{}, err
 	}
 	return res, nil
 }
 
 func (a *applier) dropIdem(createdAtMs int64, subject, key string) error {
-	if err := a.b.Delete(idemKey(subject, key), nil); err != nil {
+	if err := a.del(idemKey(subject, key)); err != nil {
 		return err
 	}
-	return a.b.Delete(idemAgeKey(createdAtMs, subject, key), nil)
+	return a.del(idemAgeKey(createdAtMs, subject, key))
 }
 
 // expireIdem forgets up to max idempotency records older than the TTL.

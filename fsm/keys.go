@@ -11,8 +11,7 @@ import "encoding/binary"
 //	s <event> 0 <seat index u32 BE>    → seat record (only taken seats; absent = free)
 //	h <hold>                           → hold
 //	o <order>                          → order
-//	b <event> 0 <buyer> 0 <hold>       → active hold of a buyer: expiresAtMs, seats
-//	c <event> 0 <buyer>                → seats a buyer bought for the event
+//	b <event> 0 <buyer>                → a buyer in an event: seats bought, active holds
 //	x <expiresAtMs u64 BE> <hold>      → active hold, by expiry time
 //	H <buyer> 0 <hold>                 → every hold of a buyer
 //	O <buyer> 0 <order>                → every order of a buyer
@@ -25,8 +24,7 @@ const (
 	tagSeat       = 's'
 	tagHold       = 'h'
 	tagOrder      = 'o'
-	tagBuyerHold  = 'b'
-	tagBuyerSold  = 'c'
+	tagBuyer      = 'b'
 	tagExpiry     = 'x'
 	tagHoldsBy    = 'H'
 	tagOrdersBy   = 'O'

@@ -37,11 +37,11 @@ func (a *applier) extendHold(c *ExtendHold) (Result, error) {
 		if !ok {
 			return Result{}, fmt.Errorf("seat %q of hold %q is not in event %q", id, h.ID, h.Event)
 		}
-		if err := a.b.Set(seatKey(h.Event, n), seat, nil); err != nil {
+		if err := a.set(seatKey(h.Event, n), seat); err != nil {
 			return Result{}, err
 		}
 	}
-	if err := a.b.Delete(expiryKey(h.ExpiresAtMs, h.ID), nil); err != nil {
+	if err := a.del(expiryKey(h.ExpiresAtMs, h.ID)); err != nil {
 		return Result{}, err
 	}
 	h.ExpiresAtMs = expires
@@ -88,7 +88,7 @@ func (a *applier) cancelOrder(c *CancelOrder) (Result, error) {
 		return Result{}, err
 	}
 	o.State = boxoffice.OrderCancelled
-	if err := a.b.Set(key(tagOrder, o.ID), encodeOrder(o), nil); err != nil {
+	if err := a.set(key(tagOrder, o.ID), encodeOrder(o)); err != nil {
 		return Result{}, err
 	}
 	return Result{Order: o}, nil
@@ -96,17 +96,15 @@ func (a *applier) cancelOrder(c *CancelOrder) (Result, error) {
 
 // addSold changes the count of seats a buyer bought for an event.
 func (a *applier) addSold(event, buyer string, delta int) error {
-	have, err := a.soldCount(event, buyer)
+	rec, err := a.buyer(event, buyer)
 	if err != nil {
 		return err
 	}
-	if have+delta < 0 {
-		return fmt.Errorf("buyer %q of event %q would own %d seats", buyer, event, have+delta)
+	if rec.sold+delta < 0 {
+		return fmt.Errorf("buyer %q of event %q would own %d seats", buyer, event, rec.sold+delta)
 	}
-	if have+delta == 0 {
-		return a.b.Delete(key(tagBuyerSold, event, buyer), nil)
-	}
-	return a.b.Set(key(tagBuyerSold, event, buyer), encodeCount(have+delta), nil)
+	rec.sold += delta
+	return a.putBuyer(event, buyer, rec)
 }
 
 func (a *applier) exchange(c *Exchange) (Result, error) {
@@ -166,7 +164,7 @@ func (a *applier) exchange(c *Exchange) (Result, error) {
 	}
 	sold := encodeSeat(seatRec{state: boxoffice.SeatSold, owner: o.ID})
 	for _, n := range take {
-		if err := a.b.Set(seatKey(o.Event, n), sold, nil); err != nil {
+		if err := a.set(seatKey(o.Event, n), sold); err != nil {
 			return Result{}, err
 		}
 	}
@@ -177,7 +175,7 @@ func (a *applier) exchange(c *Exchange) (Result, error) {
 		}
 	}
 	o.Seats = append(seats, c.Take...)
-	if err := a.b.Set(key(tagOrder, o.ID), encodeOrder(o), nil); err != nil {
+	if err := a.set(key(tagOrder, o.ID), encodeOrder(o)); err != nil {
 		return Result{}, err
 	}
 	return Result{Order: o}, nil

@@ -74,6 +74,7 @@ type Store struct {
 	nowMs   atomic.Int64  // the state machine's clock: max of stamps seen
 
 	events eventCache
+	kv     kvCache // the applier's; see cache.go
 }
 
 // Open opens (or creates) the store in cfg.Dir, finishing a restore that a
@@ -215,6 +216,7 @@ func (s *Store) ApplyEntries(entries []Entry) ([][]Result, error) {
 		b:       s.db.NewIndexedBatch(),
 		nowMs:   s.nowMs.Load(),
 		applied: s.applied.Load(),
+		pending: make(map[string]cachedValue),
 	}
 	defer a.b.Close()
 	results := make([][]Result, len(entries))
@@ -246,6 +248,7 @@ func (s *Store) ApplyEntries(entries []Entry) ([][]Result, error) {
 	s.applied.Store(a.applied)
 	s.nowMs.Store(a.nowMs)
 	s.events.commit(a.events)
+	s.kv.commit(a.pending)
 	return results, nil
 }
 
@@ -362,6 +365,7 @@ func (s *Store) Restore(r io.Reader) error {
 		return err
 	}
 	s.events.reset()
+	s.kv.reset()
 	return s.loadMeta()
 }
 

@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"boxoffice"
 )
@@ -125,35 +127,62 @@ func decodeEventValue(b []byte) (*boxoffice.Event, error) {
 	return e, r.done("event")
 }
 
-// buyerHold is the value of a buyer's active-hold index entry.
+// buyerRec is what the per-buyer cap needs of one buyer in one event: the
+// seats bought, and the holds still active (not released, purchased or
+// swept; some may have expired). One record per buyer and event, read and
+// rewritten by each of the buyer's commands, so that the cap costs one read.
+type buyerRec struct {
+	sold  int
+	holds []buyerHold // in hold id order
+}
+
 type buyerHold struct {
+	id          string
 	expiresAtMs int64
 	seats       int
 }
 
-func encodeBuyerHold(v buyerHold) []byte {
-	w := writer{b: make([]byte, 0, 12)}
-	w.varint(v.expiresAtMs)
-	w.int(v.seats)
+// setHold adds or replaces the entry of a hold.
+func (r *buyerRec) setHold(h buyerHold) {
+	i, found := slices.BinarySearchFunc(r.holds, h.id, func(e buyerHold, id string) int { return strings.Compare(e.id, id) })
+	if found {
+		r.holds[i] = h
+		return
+	}
+	r.holds = slices.Insert(r.holds, i, h)
+}
+
+func (r *buyerRec) dropHold(id string) {
+	r.holds = slices.DeleteFunc(r.holds, func(e buyerHold) bool { return e.id == id })
+}
+
+// buyerHoldsMax bounds the active holds decoded from one record.
+const buyerHoldsMax = 1 << 16
+
+func encodeBuyerRec(r buyerRec) []byte {
+	w := writer{b: make([]byte, 0, 8+len(r.holds)*24)}
+	w.u8(valueVersion)
+	w.int(r.sold)
+	w.uvarint(uint64(len(r.holds)))
+	for _, h := range r.holds {
+		w.str(h.id)
+		w.varint(h.expiresAtMs)
+		w.int(h.seats)
+	}
 	return w.b
 }
 
-func decodeBuyerHold(b []byte) (buyerHold, error) {
+func decodeBuyerRec(b []byte) (buyerRec, error) {
 	r := reader{b: b}
-	v := buyerHold{expiresAtMs: r.varint(), seats: r.int()}
-	return v, r.done("buyer hold")
-}
-
-func encodeCount(n int) []byte {
-	w := writer{}
-	w.int(n)
-	return w.b
-}
-
-func decodeCount(b []byte) (int, error) {
-	r := reader{b: b}
-	n := r.int()
-	return n, r.done("count")
+	if v := r.u8(); v != valueVersion {
+		return buyerRec{}, fmt.Errorf("buyer value version %d: %w", v, errMalformed)
+	}
+	rec := buyerRec{sold: r.int()}
+	rec.holds = make([]buyerHold, r.count(buyerHoldsMax, 3))
+	for i := range rec.holds {
+		rec.holds[i] = buyerHold{id: r.str(), expiresAtMs: r.varint(), seats: r.int()}
+	}
+	return rec, r.done("buyer")
 }
 
 func encodeNode(n boxoffice.Node) []byte {
