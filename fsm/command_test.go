@@ -231,12 +231,12 @@ func TestDecodeValuesRejects(t *testing.T) {
 	o := &boxoffice.Order{ID: "o", Event: "e", Hold: "h", Buyer: "b", Seats: []string{"A-1-1"}, AmountCents: 5, PaymentRef: "p", CreatedAtMs: 3, State: boxoffice.OrderPaid}
 	ev := sampleCommands()[0].(*CreateEvent).Event
 	values := map[string][]byte{
-		"seat":       encodeSeat(seatRec{state: boxoffice.SeatHeld, owner: "h", expiresAtMs: 9}),
-		"hold":       encodeHold(h),
-		"order":      encodeOrder(o),
-		"event":      encodeEventValue(&ev),
-		"buyer":      encodeBuyerRec(buyerRec{sold: 3, holds: []buyerHold{{id: "h", expiresAtMs: 9, seats: 2}}}),
-		"node":       encodeNode(boxoffice.Node{ID: "n", RaftAddr: "r", HTTPAddr: "h"}),
+		"seat":  encodeSeat(seatRec{state: boxoffice.SeatHeld, owner: "h", expiresAtMs: 9}),
+		"hold":  encodeHold(h),
+		"order": encodeOrder(o),
+		"event": encodeEventValue(&ev),
+		"buyer": encodeBuyerRec(buyerRec{sold: 3, holds: []buyerHold{{id: "h", expiresAtMs: 9, seats: 2}}}),
+		"node":  encodeNode(boxoffice.Node{ID: "n", RaftAddr: "r", HTTPAddr: "h"}),
 		"idem ok": encodeIdem(&idemRecord{hash: bytes.Repeat([]byte{1}, IdempotencyHashLen), createdAtMs: 5,
 			res: Result{Event: &ev, Hold: h, Order: o}}),
 		"idem rejected": encodeIdem(&idemRecord{hash: bytes.Repeat([]byte{2}, IdempotencyHashLen), createdAtMs: 6,

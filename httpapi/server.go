@@ -164,6 +164,15 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	route(ctx)
+	if len(ctx.Response.Header.Peek("X-Boxoffice-Index")) == 0 {
+		// An answer about several shards, or none: the highest applied
+		// index of this node's shards.
+		var index uint64
+		for i := 0; i < s.node.ShardCount(); i++ {
+			index = max(index, s.node.Store(i).AppliedIndex())
+		}
+		ctx.Response.Header.Set("X-Boxoffice-Index", strconv.FormatUint(index, 10))
+	}
 }
 
 type handler func(ctx *fasthttp.RequestCtx)

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"boxoffice"
+	"boxoffice/api"
 	"boxoffice/httpapi"
 	"boxoffice/raftnode"
 )
@@ -145,6 +146,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 
 	hcfg := httpapi.DefaultConfig()
 	hcfg.AuthSecret = []byte(f.authSecret)
+	hcfg.OpenAPI = api.OpenAPI()
 	hcfg.Logger = logger
 	srv, err := httpapi.New(node, hcfg)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"boxoffice"
+	"boxoffice/api"
 	"boxoffice/httpapi"
 	"boxoffice/raftnode"
 )
@@ -138,6 +139,7 @@ func (c *Cluster) startMember(m *Member, bootstrap bool) {
 	}, 10*time.Second, 50*time.Millisecond, "start %s", m.ID)
 	hcfg := httpapi.DefaultConfig()
 	hcfg.AuthSecret = Secret
+	hcfg.OpenAPI = api.OpenAPI()
 	srv, err := httpapi.New(node, hcfg)
 	require.NoError(t, err)
 	var ln net.Listener
