@@ -118,10 +118,11 @@ func (s HoldState) String() string {
 type OrderState uint8
 
 const (
-	OrderPending OrderState = iota + 1
+	OrderPending OrderState = iota + 1 // checkout begun: the charge is in flight
 	OrderPaid
-	OrderCancelled
+	OrderCancelled // cancelled after payment: the refund is in flight
 	OrderRefunded
+	OrderFailed // the charge was declined, or could not be kept (refunded)
 )
 
 func (s OrderState) String() string {
@@ -134,6 +135,8 @@ func (s OrderState) String() string {
 		return "cancelled"
 	case OrderRefunded:
 		return "refunded"
+	case OrderFailed:
+		return "failed"
 	}
 	return "OrderState(" + strconv.Itoa(int(s)) + ")"
 }
@@ -318,19 +321,30 @@ type Node struct {
 	HTTPAddr string `json:"httpAddr"`
 }
 
-// Charge is the outcome of a payment through a gateway.
+// Charge is a payment through a gateway.
 type Charge struct {
+	// Ref is the gateway's reference of the charge (a PaymentIntent id).
 	Ref            string
 	IdempotencyKey string
 	AmountCents    int64
-	Refunded       bool
+	// Refunded is set once the charge has been refunded in full.
+	Refunded bool
 }
 
-// PaymentGateway charges buyers. Every call carries an idempotency key so
-// that a retried charge is never a second charge.
+// PaymentGateway charges buyers and refunds them. Every call carries an
+// idempotency key, so that a call repeated after a lost answer is never a
+// second charge or a second refund: the gateway answers it as it answered
+// the first.
+//
+// Errors: ErrPaymentDeclined when the payment method was refused (nothing
+// was charged); ErrPaymentUnknown when the outcome is not known (a timeout,
+// an outage: the charge may or may not have happened — look it up with the
+// same key, never charge again with a new one); ErrNotFound from Lookup
+// when no charge was made with the key.
 type PaymentGateway interface {
 	Charge(ctx context.Context, idempotencyKey string, amountCents int64, paymentMethod string) (Charge, error)
-	Refund(ctx context.Context, idempotencyKey string, chargeRef string) error
-	// Lookup finds the charge made with the key; ErrNotFound if none was made.
+	// Refund refunds a charge in full and returns the refund's reference.
+	Refund(ctx context.Context, idempotencyKey string, chargeRef string) (string, error)
+	// Lookup finds the charge made with the key.
 	Lookup(ctx context.Context, idempotencyKey string) (Charge, error)
 }

@@ -36,6 +36,7 @@ const (
 	CodeMemberNotFound    Code = "member_not_found"
 	CodeInternal          Code = "internal"
 	CodePaymentDeclined   Code = "payment_declined"
+	CodePaymentUnknown    Code = "payment_unknown"
 	CodeIdempotencyReused Code = "idempotency_key_reused"
 )
 
@@ -47,7 +48,7 @@ func Codes() []Code {
 		CodeOrderNotActive, CodeHoldExtendLimit, CodeLayoutShrink, CodeForbidden, CodeUnauthorized,
 		CodeNotFound, CodeMethodNotAllowed, CodeBodyTooLarge, CodeNotLeader, CodeNoLeader,
 		CodeUnavailable, CodeTimeout, CodeMemberNotFound, CodeInternal, CodePaymentDeclined,
-		CodeIdempotencyReused,
+		CodePaymentUnknown, CodeIdempotencyReused,
 	}
 }
 
@@ -99,6 +100,8 @@ var (
 	ErrHoldNotActive   = &Error{Code: CodeHoldNotActive}
 	ErrOrderNotFound   = &Error{Code: CodeOrderNotFound}
 	ErrForbidden       = &Error{Code: CodeForbidden}
+	ErrPaymentDeclined = &Error{Code: CodePaymentDeclined}
+	ErrPaymentUnknown  = &Error{Code: CodePaymentUnknown}
 	ErrIdempotency     = &Error{Code: CodeIdempotencyReused}
 	ErrNotLeader       = &Error{Code: CodeNotLeader}
 	ErrNoLeader        = &Error{Code: CodeNoLeader}

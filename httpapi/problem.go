@@ -47,6 +47,7 @@ var statusOf = map[boxoffice.Code]int{
 	boxoffice.CodeNotLeader:         http.StatusServiceUnavailable,
 	boxoffice.CodeNoLeader:          http.StatusServiceUnavailable,
 	boxoffice.CodeUnavailable:       http.StatusServiceUnavailable,
+	boxoffice.CodePaymentUnknown:    http.StatusServiceUnavailable,
 	boxoffice.CodeTimeout:           http.StatusGatewayTimeout,
 }
 
