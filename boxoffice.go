@@ -31,6 +31,9 @@ const (
 	// HoldLifetimeFactor bounds extensions: a hold lives at most this many
 	// times its event's hold TTL, counted from its creation.
 	HoldLifetimeFactor = 2
+	// CheckoutLeaseMaxMs bounds how long a checkout may keep its seats
+	// while its charge is in flight.
+	CheckoutLeaseMaxMs = 10 * 60 * 1000
 	// IdempotencyKeyLenMax bounds an Idempotency-Key; IdempotencyTTLMs is
 	// how long the state machine remembers one.
 	IdempotencyKeyLenMax = 128
@@ -303,6 +306,15 @@ type Order struct {
 	PaymentRef  string     `json:"paymentRef,omitempty"`
 	CreatedAtMs int64      `json:"-"`
 	State       OrderState `json:"-"`
+	// Checkout: the payment method, and how long the charge may be in
+	// flight (its seats stay taken until then).
+	PaymentMethod string `json:"-"`
+	LeaseUntilMs  int64  `json:"-"`
+	// FailReason says why a checkout failed; RefundRef is the gateway's
+	// reference of the refund of a cancelled order (or of a charge that
+	// could not be kept).
+	FailReason string `json:"-"`
+	RefundRef  string `json:"-"`
 }
 
 // CategoryCount is the state of one category's seats.

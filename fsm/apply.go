@@ -81,6 +81,14 @@ func (a *applier) apply(c Command) (Result, error) {
 		return a.exchange(c)
 	case *Idempotent:
 		return a.idempotent(c)
+	case *CheckoutBegin:
+		return a.checkoutBegin(c)
+	case *CheckoutComplete:
+		return a.checkoutComplete(c)
+	case *CheckoutFail:
+		return a.checkoutFail(c)
+	case *RefundDone:
+		return a.refundDone(c)
 	}
 	return Result{}, fmt.Errorf("no handler for command type %d", c.Type())
 }

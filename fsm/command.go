@@ -45,6 +45,10 @@ const (
 	TypeCancelOrder Type = 10
 	TypeExchange    Type = 11
 	TypeIdempotent  Type = 12
+	TypeCheckout    Type = 13
+	TypeComplete    Type = 14
+	TypeFail        Type = 15
+	TypeRefundDone  Type = 16
 )
 
 // Command is one state change. Each concrete type below is one command.
@@ -124,6 +128,40 @@ type Exchange struct {
 	Take    []string
 }
 
+// CheckoutBegin starts the purchase of an active hold: it creates the order,
+// pending, and moves the hold to checking-out. Its seats stay taken until
+// the order is resolved or LeaseMs passes (the lease bounds how long a
+// charge may be in flight; the leader resolves the checkout before then).
+type CheckoutBegin struct {
+	Hold          string
+	Buyer         string
+	PaymentMethod string
+	LeaseMs       int64
+}
+
+// CheckoutComplete records a successful charge. If the order's hold still
+// owns its seats, they are sold and the order is paid; if not (the lease
+// passed and the seats went to others, or the checkout was failed), the
+// order fails and a refund of the charge is recorded as due: a charge
+// always ends as a sale or a refund.
+type CheckoutComplete struct {
+	Order     string
+	ChargeRef string
+}
+
+// CheckoutFail records that nothing was charged: the order fails and its
+// hold is active again (until its own expiry).
+type CheckoutFail struct {
+	Order  string
+	Reason string
+}
+
+// RefundDone records the refund of an order whose refund was due.
+type RefundDone struct {
+	Order     string
+	RefundRef string
+}
+
 // Idempotent runs Command once per (Subject, Key). The first run's result is
 // stored with a hash of the request; a later command with the same key and
 // hash gets that result again without running, one with another hash is
@@ -136,18 +174,43 @@ type Idempotent struct {
 	Command Command
 }
 
-func (CreateEvent) Type() Type { return TypeCreateEvent }
-func (UpdateEvent) Type() Type { return TypeUpdateEvent }
-func (Hold) Type() Type        { return TypeHold }
-func (Release) Type() Type     { return TypeRelease }
-func (Purchase) Type() Type    { return TypePurchase }
-func (Expire) Type() Type      { return TypeExpire }
-func (PutNode) Type() Type     { return TypePutNode }
-func (RemoveNode) Type() Type  { return TypeRemoveNode }
-func (ExtendHold) Type() Type  { return TypeExtendHold }
-func (CancelOrder) Type() Type { return TypeCancelOrder }
-func (Exchange) Type() Type    { return TypeExchange }
-func (Idempotent) Type() Type  { return TypeIdempotent }
+func (CreateEvent) Type() Type      { return TypeCreateEvent }
+func (UpdateEvent) Type() Type      { return TypeUpdateEvent }
+func (Hold) Type() Type             { return TypeHold }
+func (Release) Type() Type          { return TypeRelease }
+func (Purchase) Type() Type         { return TypePurchase }
+func (Expire) Type() Type           { return TypeExpire }
+func (PutNode) Type() Type          { return TypePutNode }
+func (RemoveNode) Type() Type       { return TypeRemoveNode }
+func (ExtendHold) Type() Type       { return TypeExtendHold }
+func (CancelOrder) Type() Type      { return TypeCancelOrder }
+func (Exchange) Type() Type         { return TypeExchange }
+func (Idempotent) Type() Type       { return TypeIdempotent }
+func (CheckoutBegin) Type() Type    { return TypeCheckout }
+func (CheckoutComplete) Type() Type { return TypeComplete }
+func (CheckoutFail) Type() Type     { return TypeFail }
+func (RefundDone) Type() Type       { return TypeRefundDone }
+
+func (c *CheckoutBegin) encode(w *writer) {
+	w.str(c.Hold)
+	w.str(c.Buyer)
+	w.str(c.PaymentMethod)
+	w.varint(c.LeaseMs)
+}
+
+func (c *CheckoutBegin) decode(r *reader) {
+	c.Hold = r.str()
+	c.Buyer = r.str()
+	c.PaymentMethod = r.str()
+	c.LeaseMs = r.varint()
+}
+
+func (c *CheckoutComplete) encode(w *writer) { w.str(c.Order); w.str(c.ChargeRef) }
+func (c *CheckoutComplete) decode(r *reader) { c.Order = r.str(); c.ChargeRef = r.str() }
+func (c *CheckoutFail) encode(w *writer)     { w.str(c.Order); w.str(c.Reason) }
+func (c *CheckoutFail) decode(r *reader)     { c.Order = r.str(); c.Reason = r.str() }
+func (c *RefundDone) encode(w *writer)       { w.str(c.Order); w.str(c.RefundRef) }
+func (c *RefundDone) decode(r *reader)       { c.Order = r.str(); c.RefundRef = r.str() }
 
 func (c *CreateEvent) encode(w *writer) { encodeEvent(w, &c.Event) }
 func (c *CreateEvent) decode(r *reader) { decodeEvent(r, &c.Event) }
@@ -251,7 +314,7 @@ func (c *Exchange) decode(r *reader) {
 func idempotentOK(t Type) bool {
 	switch t {
 	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
-		TypeExtendHold, TypeCancelOrder, TypeExchange:
+		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout:
 		return true
 	}
 	return false
@@ -307,6 +370,14 @@ func newCommand(t Type) Command {
 		return &Exchange{}
 	case TypeIdempotent:
 		return &Idempotent{}
+	case TypeCheckout:
+		return &CheckoutBegin{}
+	case TypeComplete:
+		return &CheckoutComplete{}
+	case TypeFail:
+		return &CheckoutFail{}
+	case TypeRefundDone:
+		return &RefundDone{}
 	}
 	return nil
 }

@@ -34,6 +34,10 @@ func sampleCommands() []Command {
 		&ExtendHold{Hold: "h_0.1.0", Buyer: "u1", TTLSeconds: 60},
 		&CancelOrder{Order: "o_0.2.0", Buyer: "u1"},
 		&Exchange{Order: "o_0.2.0", Buyer: "u1", Release: []string{"A-1-1"}, Take: []string{"A-2-1"}},
+		&CheckoutBegin{Hold: "h_0.1.0", Buyer: "u1", PaymentMethod: "pm_card_visa", LeaseMs: 120_000},
+		&CheckoutComplete{Order: "o_0.2.0", ChargeRef: "pi_1"},
+		&CheckoutFail{Order: "o_0.2.0", Reason: "declined"},
+		&RefundDone{Order: "o_0.2.0", RefundRef: "re_1"},
 		&Idempotent{Subject: "u1", Key: "k-1", Hash: bytes.Repeat([]byte{7}, IdempotencyHashLen),
 			Command: &Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1"}, TTLSeconds: 0}},
 	}
@@ -53,7 +57,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		require.Equal(t, append([]byte("prefix"), b...), AppendCommand([]byte("prefix"), c))
 		types[c.Type()] = true
 	}
-	for ty := TypeCreateEvent; ty <= TypeIdempotent; ty++ {
+	for ty := TypeCreateEvent; ty <= TypeRefundDone; ty++ {
 		require.True(t, types[ty], "no sample of type %d", ty)
 	}
 }
@@ -114,7 +118,7 @@ func TestDecodeCommandRejects(t *testing.T) {
 			require.ErrorContains(t, err, "unknown version", "%s with version %d", name, v)
 		}
 	}
-	for _, ty := range []byte{0, 13, 200, 255} {
+	for _, ty := range []byte{0, 17, 200, 255} {
 		_, err := DecodeCommand([]byte{commandVersion, ty, 0, 0, 0})
 		require.ErrorContains(t, err, "unknown type", "type %d", ty)
 	}

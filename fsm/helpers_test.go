@@ -359,6 +359,14 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("node %s raft=%s http=%s", n.ID, n.RaftAddr, n.HTTPAddr), nil
+	case tagCheckout, tagRefund:
+		if len(v) != 0 {
+			return "", fmt.Errorf("bad checkout/refund marker")
+		}
+		if k[0] == tagCheckout {
+			return fmt.Sprintf("checkout-in-flight %s", k[1:]), nil
+		}
+		return fmt.Sprintf("refund-due %s", k[1:]), nil
 	case tagIdem:
 		subject, ikey, ok := strings.Cut(string(k[1:]), "\x00")
 		if !ok {
@@ -404,6 +412,8 @@ func checkInvariants(t testing.TB, s *Store) {
 	expiry := map[string]int64{}         // hold -> expiresAt
 	holdsBy := map[string]bool{}         // buyer/hold
 	ordersBy := map[string]bool{}        // buyer/order
+	checkouts := map[string]bool{}       // order: checkout in flight
+	refunds := map[string]bool{}         // order: refund due
 	idems := map[string]*idemRecord{}    // subject NUL key
 	idemAges := map[string][]int64{}     // subject NUL key -> createdAtMs of its age entries
 	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
@@ -443,6 +453,10 @@ func checkInvariants(t testing.TB, s *Store) {
 			holdsBy[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = true
 		case tagOrdersBy:
 			ordersBy[strings.ReplaceAll(string(k[1:]), "\x00", "/")] = true
+		case tagCheckout:
+			checkouts[string(k[1:])] = true
+		case tagRefund:
+			refunds[string(k[1:])] = true
 		case tagIdem:
 			var rec *idemRecord
 			if rec, err = decodeIdem(v); err == nil {
@@ -474,6 +488,13 @@ func checkInvariants(t testing.TB, s *Store) {
 			require.NotNil(t, h, "seat %s/%s held by missing hold %s", sk.event, id, rec.owner)
 			require.Equal(t, sk.event, h.Event)
 			require.Contains(t, h.Seats, id, "seat %s/%s held by %s which does not list it", sk.event, id, h.ID)
+			if h.State == boxoffice.HoldCheckingOut {
+				// In checkout, the seats are taken until the lease ends.
+				o := orders[h.Order]
+				require.NotNil(t, o, "checking-out hold %s names missing order %s", h.ID, h.Order)
+				require.Equal(t, max(h.ExpiresAtMs, o.LeaseUntilMs), rec.expiresAtMs, "seat %s/%s of checking-out hold %s", sk.event, id, h.ID)
+				break
+			}
 			require.Equal(t, h.ExpiresAtMs, rec.expiresAtMs)
 			if rec.takenAt(now) {
 				require.Equal(t, boxoffice.HoldActive, h.State, "unexpired seat %s/%s held by %s hold", sk.event, id, h.State)
@@ -494,6 +515,14 @@ func checkInvariants(t testing.TB, s *Store) {
 		require.NotEmpty(t, h.Seats, "hold %s", h.ID)
 		bk := h.Event + "/" + h.Buyer + "/" + h.ID
 		require.True(t, holdsBy[h.Buyer+"/"+h.ID], "hold %s not in holds-of", h.ID)
+		if h.State == boxoffice.HoldCheckingOut {
+			o := orders[h.Order]
+			require.NotNil(t, o, "checking-out hold %s names missing order %s", h.ID, h.Order)
+			require.Equal(t, boxoffice.OrderPending, o.State, "checking-out hold %s", h.ID)
+			require.Equal(t, buyerHold{id: h.ID, expiresAtMs: max(h.ExpiresAtMs, o.LeaseUntilMs), seats: len(h.Seats)}, buyerHolds[bk], "buyer index of %s", h.ID)
+			require.NotContains(t, expiry, h.ID, "checking-out hold %s in the expiry index", h.ID)
+			continue
+		}
 		if h.State != boxoffice.HoldActive {
 			require.NotContains(t, buyerHolds, bk, "ended hold %s still in buyer index", h.ID)
 			require.NotContains(t, expiry, h.ID, "ended hold %s still in expiry index", h.ID)
@@ -528,10 +557,28 @@ func checkInvariants(t testing.TB, s *Store) {
 		require.True(t, ordersBy[o.Buyer+"/"+o.ID], "order %s not in orders-of", o.ID)
 		h := holds[o.Hold]
 		require.NotNil(t, h, "hold %s of order %s", o.Hold, o.ID)
+		require.Equal(t, o.State == boxoffice.OrderPending, checkouts[o.ID], "order %s is %s: checkout index", o.ID, o.State)
+		refundDue := o.PaymentRef != "" && (o.State == boxoffice.OrderCancelled || o.State == boxoffice.OrderFailed)
+		require.Equal(t, refundDue, refunds[o.ID], "order %s is %s with charge %q: refund index", o.ID, o.State, o.PaymentRef)
+		require.Len(t, o.Seats, len(slices.Compact(slices.Sorted(slices.Values(o.Seats)))), "order %s names a seat twice", o.ID)
+		switch o.State {
+		case boxoffice.OrderPending:
+			require.Equal(t, boxoffice.HoldCheckingOut, h.State, "hold of pending order %s", o.ID)
+			require.Equal(t, o.ID, h.Order)
+			continue
+		case boxoffice.OrderFailed:
+			// Its hold is active again, ended, or bought since by a later
+			// checkout: never in checkout or bought for this order.
+			require.False(t, h.Order == o.ID && (h.State == boxoffice.HoldCheckingOut || h.State == boxoffice.HoldPurchased),
+				"hold %s of failed order %s is %s for it", h.ID, o.ID, h.State)
+			continue
+		case boxoffice.OrderRefunded:
+			require.NotEmpty(t, o.RefundRef, "refunded order %s", o.ID)
+			continue
+		}
 		require.Equal(t, boxoffice.HoldPurchased, h.State, "hold of order %s", o.ID)
 		require.Equal(t, o.ID, h.Order)
 		require.Len(t, o.Seats, len(h.Seats), "order %s has as many seats as its hold", o.ID)
-		require.Len(t, o.Seats, len(slices.Compact(slices.Sorted(slices.Values(o.Seats)))), "order %s names a seat twice", o.ID)
 		switch o.State {
 		case boxoffice.OrderPaid:
 			l := layout(o.Event)
@@ -546,6 +593,12 @@ func checkInvariants(t testing.TB, s *Store) {
 		default:
 			t.Fatalf("order %s in state %v", o.ID, o.State)
 		}
+	}
+	for id := range checkouts {
+		require.Contains(t, orders, id, "checkout index names missing order %s", id)
+	}
+	for id := range refunds {
+		require.Contains(t, orders, id, "refund index names missing order %s", id)
 	}
 	require.Equal(t, wantSold, buyerSold, "per-buyer sold counts")
 	for k := range ordersBy {

@@ -16,6 +16,8 @@ import "encoding/binary"
 //	H <buyer> 0 <hold>                 → every hold of a buyer
 //	O <buyer> 0 <order>                → every order of a buyer
 //	n <node>                           → cluster member
+//	k <order>                          → checkout in flight (order pending)
+//	r <order>                          → refund in flight (order cancelled, or failed after a charge)
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
 const (
@@ -30,6 +32,8 @@ const (
 	tagOrdersBy   = 'O'
 	tagNode       = 'n'
 	tagIdem       = 'i'
+	tagCheckout   = 'k'
+	tagRefund     = 'r'
 	tagIdemAge    = 'I'
 	keyAppliedStr = "mapplied"
 )

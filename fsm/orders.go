@@ -91,6 +91,12 @@ func (a *applier) cancelOrder(c *CancelOrder) (Result, error) {
 	if err := a.set(key(tagOrder, o.ID), encodeOrder(o)); err != nil {
 		return Result{}, err
 	}
+	if o.PaymentRef != "" {
+		// The buyer paid: the refund is due, and the leader makes it.
+		if err := a.set(key(tagRefund, o.ID), nil); err != nil {
+			return Result{}, err
+		}
+	}
 	return Result{Order: o}, nil
 }
 

@@ -236,6 +236,36 @@ func (s *Store) idsUnder(tag byte, buyer string) ([]string, error) {
 	return ids, err
 }
 
+// PendingCheckouts lists the orders whose checkout is in flight, and
+// PendingRefunds those whose refund is due, in id order, at most limit.
+func (s *Store) PendingCheckouts(limit int) ([]*boxoffice.Order, error) {
+	return s.ordersUnder(tagCheckout, limit)
+}
+
+func (s *Store) PendingRefunds(limit int) ([]*boxoffice.Order, error) {
+	return s.ordersUnder(tagRefund, limit)
+}
+
+func (s *Store) ordersUnder(tag byte, limit int) ([]*boxoffice.Order, error) {
+	var ids []string
+	err := s.scan([]byte{tag}, []byte{tag + 1}, func(k, _ []byte) (bool, error) {
+		ids = append(ids, string(k[1:]))
+		return len(ids) < limit, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*boxoffice.Order, 0, len(ids))
+	for _, id := range ids {
+		o, err := s.Order(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
 // Nodes lists the cluster members this shard knows, in id order.
 func (s *Store) Nodes() ([]boxoffice.Node, error) {
 	var out []boxoffice.Node

@@ -89,6 +89,10 @@ func encodeOrder(o *boxoffice.Order) []byte {
 	w.str(o.PaymentRef)
 	w.varint(o.CreatedAtMs)
 	w.u8(uint8(o.State))
+	w.str(o.PaymentMethod)
+	w.varint(o.LeaseUntilMs)
+	w.str(o.FailReason)
+	w.str(o.RefundRef)
 	return w.b
 }
 
@@ -107,6 +111,10 @@ func decodeOrder(b []byte) (*boxoffice.Order, error) {
 	o.PaymentRef = r.str()
 	o.CreatedAtMs = r.varint()
 	o.State = boxoffice.OrderState(r.u8())
+	o.PaymentMethod = r.str()
+	o.LeaseUntilMs = r.varint()
+	o.FailReason = r.str()
+	o.RefundRef = r.str()
 	return o, r.done("order")
 }
 
