@@ -287,9 +287,16 @@ func (s *Store) Node(id string) (boxoffice.Node, bool, error) {
 	return n, err == nil, err
 }
 
+// errClosed answers reads of a store that was closed under them (the node
+// is shutting down).
+var errClosed = boxoffice.Errorf(boxoffice.CodeUnavailable, "the store is closed")
+
 func (s *Store) get(k []byte) ([]byte, bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, false, errClosed
+	}
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -305,6 +312,9 @@ func (s *Store) get(k []byte) ([]byte, bool, error) {
 func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.db == nil {
+		return errClosed
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -175,4 +176,21 @@ func TestExpireSweepsIdempotencyRecordAtItsTTL(t *testing.T) {
 	require.NoError(t, rs[0].Err)
 	require.Zero(t, countIdem())
 	checkInvariants(t, s)
+}
+
+// A store closed under its readers (a node shutting down while requests
+// are in flight) answers them with an error, not a crash.
+func TestClosedStoreAnswersWithAnError(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "db"))
+	applyOne(t, s, 1, 1000, &CreateEvent{Event: pickEvent()})
+	require.NoError(t, s.Close())
+	_, err := s.Order("o_0.1.0")
+	require.Equal(t, boxoffice.CodeUnavailable, boxoffice.CodeOf(err))
+	_, err = s.Seats("p1", SeatFilter{})
+	require.Error(t, err)
+	_, err = s.ApplyEntries([]Entry{{Index: 2}})
+	require.Error(t, err)
+	require.Error(t, s.Sync())
+	_, err = s.Snapshot()
+	require.Error(t, err)
 }

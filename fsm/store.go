@@ -175,6 +175,9 @@ func (s *Store) Shard() int { return s.cfg.Shard }
 func (s *Store) Sync() error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.db == nil {
+		return errClosed
+	}
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("sync pebble: %w", err)
 	}
@@ -211,6 +214,9 @@ type Result struct {
 func (s *Store) ApplyEntries(entries []Entry) ([][]Result, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, errClosed
+	}
 	a := applier{
 		s:       s,
 		b:       s.db.NewIndexedBatch(),
@@ -280,6 +286,9 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, errClosed
+	}
 	return &Snapshot{snap: s.db.NewSnapshot(), applied: s.applied.Load()}, nil
 }
 

@@ -361,9 +361,18 @@ func (s *Server) purchase(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 	s.write(ctx, shard, func(cctx context.Context) error {
-		// No payment gateway yet: the order is recorded as paid with no
-		// charge reference. The checkout saga replaces this.
-		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.Purchase{Hold: id, Buyer: buyerOf(p)})
+		// The saga: begin (with the buyer's key), charge, complete. Its
+		// answer is the order paid, or why not.
+		var wrap func(fsm.Command) fsm.Command
+		if idem.on() {
+			wrap = func(c fsm.Command) fsm.Command {
+				return &fsm.Idempotent{Subject: idem.subject, Key: idem.key, Hash: idem.hash, Command: c}
+			}
+		}
+		res, err := s.cfg.Checkout.Purchase(cctx, shard, id, buyerOf(p), in.PaymentMethod, wrap)
+		if res.Replayed {
+			ctx.Response.Header.Set(headerReplayed, "true")
+		}
 		if err != nil {
 			return err
 		}
@@ -387,8 +396,15 @@ func (s *Server) cancelOrder(ctx *fasthttp.RequestCtx, id string) {
 		if err != nil {
 			return err
 		}
+		// The refund now, if the gateway answers; the leader's recovery
+		// makes it later otherwise.
+		s.cfg.Checkout.Refund(shard, id)
+		o := res.Order
+		if cur, err := s.node.Store(shard).Order(id); err == nil {
+			o = cur
+		}
 		s.setIndex(ctx, shard)
-		writeJSON(ctx, 200, orderOut(res.Order))
+		writeJSON(ctx, 200, orderOut(o))
 		return nil
 	})
 }

@@ -45,6 +45,12 @@ type Node interface {
 
 var _ Node = (*raftnode.Node)(nil)
 
+// Checkout is the payment saga, as the HTTP layer uses it.
+type Checkout interface {
+	Purchase(ctx context.Context, shard int, hold, buyer, paymentMethod string, wrap func(fsm.Command) fsm.Command) (fsm.Result, error)
+	Refund(shard int, order string)
+}
+
 // Config configures the HTTP server.
 type Config struct {
 	// AuthSecret signs and verifies HS256 bearer tokens.
@@ -61,6 +67,8 @@ type Config struct {
 	ForwardConnsMax int
 	// OpenAPI is the API description served at /v1/openapi.yaml.
 	OpenAPI []byte
+	// Checkout runs purchases and refunds (*payment.Checkout).
+	Checkout Checkout
 	Logger  *slog.Logger
 }
 
@@ -88,6 +96,9 @@ func (c Config) Validate() error {
 	}
 	if c.ForwardConnsMax < 1 {
 		errs = append(errs, errors.New("httpapi: ForwardConnsMax must be positive"))
+	}
+	if c.Checkout == nil {
+		errs = append(errs, errors.New("httpapi: Checkout is required"))
 	}
 	return errors.Join(errs...)
 }

@@ -47,14 +47,38 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// freeBlock finds n consecutive free loopback ports, as local uses them.
+func freeBlock(t *testing.T, n int) int {
+	for try := 0; try < 100; try++ {
+		base := freePort(t)
+		var lns []net.Listener
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if ok = err == nil; ok {
+				lns = append(lns, ln)
+			}
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no block of free ports")
+	return 0
+}
+
 // TestLocalClusterRunsAndResumes is `make run` as a new user meets it: the
 // local cluster starts, prints tokens and a curl line that works, stops
 // cleanly on Ctrl-C, and a second run resumes with the data of the first.
 func TestLocalClusterRunsAndResumes(t *testing.T) {
 	dir := t.TempDir()
-	httpPort, raftPort := freePort(t), freePort(t)
+	httpPort := freeBlock(t, 3)
+	raftPort := freeBlock(t, 3)
 	for httpPort+3 > raftPort && raftPort+3 > httpPort {
-		raftPort = freePort(t)
+		raftPort = freeBlock(t, 3)
 	}
 	args := []string{"local", "--data-dir", dir, "--http-port", fmt.Sprint(httpPort), "--raft-port", fmt.Sprint(raftPort), "--demo-seats", "5000"}
 	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", httpPort+i) }

@@ -23,6 +23,7 @@ import (
 	"boxoffice"
 	"boxoffice/api"
 	"boxoffice/httpapi"
+	"boxoffice/payment"
 	"boxoffice/raftnode"
 )
 
@@ -35,6 +36,8 @@ type serveFlags struct {
 	logLevel, logFormat                                           string
 	snapshotThreshold                                             uint64
 	snapshotInterval                                              time.Duration
+	sim                                                           payment.SimConfig
+	checkoutLease                                                 time.Duration
 }
 
 func serveCmd() *cobra.Command {
@@ -68,6 +71,15 @@ A restarted node needs neither: it resumes from its data dir.`,
 	fl.StringVar(&f.authSecret, "auth-secret", env("BOXOFFICE_AUTH_SECRET", ""), "HS256 secret for bearer tokens, the same on every node (≥ 16 bytes)")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", raftnode.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make a shard take a new one")
 	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", raftnode.DefaultConfig().SnapshotInterval, "how often a shard checks whether to snapshot")
+	f.sim = payment.DefaultSimConfig()
+	fl.DurationVar(&f.sim.LatencyMedian, "payment-latency", f.sim.LatencyMedian, "simulated gateway: median latency of a call")
+	fl.Float64Var(&f.sim.LatencySpread, "payment-latency-spread", f.sim.LatencySpread, "simulated gateway: sigma of the log-normal latency")
+	fl.Float64Var(&f.sim.DeclineRate, "payment-decline-rate", 0, "simulated gateway: share of charges declined")
+	fl.Float64Var(&f.sim.TimeoutRate, "payment-timeout-rate", 0, "simulated gateway: share of charges made whose answer is lost")
+	fl.Float64Var(&f.sim.LostRate, "payment-lost-rate", 0, "simulated gateway: share of requests lost before the charge")
+	fl.Float64Var(&f.sim.DuplicateRate, "payment-duplicate-rate", 0, "simulated gateway: share of requests it processes twice")
+	fl.BoolVar(&f.sim.Outage, "payment-outage", false, "simulated gateway: fail every call")
+	fl.DurationVar(&f.checkoutLease, "checkout-lease", payment.DefaultConfig().Lease, "how long a checkout keeps its seats while its charge is in flight")
 	fl.StringVar(&f.logLevel, "log-level", env("BOXOFFICE_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", env("BOXOFFICE_LOG_FORMAT", "text"), "text or json")
 	return c
@@ -144,9 +156,28 @@ func runServe(ctx context.Context, f serveFlags) error {
 		return err
 	}
 
+	// The simulated gateway lives in this process: after a failover the new
+	// leader's look-ups do not see the old leader's charges. A real gateway
+	// (Stripe) is shared by every node.
+	gw, err := payment.NewSim(f.sim)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	pcfg := payment.DefaultConfig()
+	pcfg.Lease = f.checkoutLease
+	pcfg.Logger = logger
+	checkout, err := payment.New(node, gw, pcfg)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	checkout.Start()
+
 	hcfg := httpapi.DefaultConfig()
 	hcfg.AuthSecret = []byte(f.authSecret)
 	hcfg.OpenAPI = api.OpenAPI()
+	hcfg.Checkout = checkout
 	hcfg.Logger = logger
 	srv, err := httpapi.New(node, hcfg)
 	if err != nil {
@@ -168,13 +199,14 @@ func runServe(ctx context.Context, f serveFlags) error {
 	case err := <-serveErr:
 		logger.Error("http server stopped", "err", err)
 	}
-	return shutdown(srv, node, logger)
+	return shutdown(srv, checkout, node, logger)
 }
 
 // shutdown stops the node in order: refuse new HTTP work and drain open
-// requests, hand off leaderships, then close Raft and Pebble. A second
+// requests, stop the checkout recovery, hand off leaderships, then close
+// Raft and Pebble. (Checkouts in flight are resolved by the next leader.) A second
 // signal exits at once.
-func shutdown(srv *httpapi.Server, node *raftnode.Node, logger *slog.Logger) error {
+func shutdown(srv *httpapi.Server, checkout *payment.Checkout, node *raftnode.Node, logger *slog.Logger) error {
 	logger.Info("shutting down")
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -188,6 +220,7 @@ func shutdown(srv *httpapi.Server, node *raftnode.Node, logger *slog.Logger) err
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("http shutdown", "err", err)
 	}
+	checkout.Close()
 	node.TransferAll(2 * time.Second)
 	if err := node.Close(); err != nil {
 		return fmt.Errorf("close node: %w", err)

@@ -23,6 +23,7 @@ import (
 	"boxoffice"
 	"boxoffice/api"
 	"boxoffice/httpapi"
+	"boxoffice/payment"
 	"boxoffice/raftnode"
 )
 
@@ -35,6 +36,11 @@ type Options struct {
 	Shards int
 	// Tune adjusts each node's raft config (timings, snapshot thresholds).
 	Tune func(*raftnode.Config)
+	// Gateway is the payment provider every node calls; a healthy
+	// simulated one (payment.Sim, 1 ms) if nil.
+	Gateway boxoffice.PaymentGateway
+	// TunePayment adjusts each node's checkout saga config.
+	TunePayment func(*payment.Config)
 }
 
 // Member is one node of the cluster and its HTTP front end.
@@ -45,6 +51,7 @@ type Member struct {
 	RaftAddr string
 	Node     *raftnode.Node
 	Server   *httpapi.Server
+	Checkout *payment.Checkout
 	running  bool
 }
 
@@ -63,6 +70,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Shards == 0 {
 		opts.Shards = 2
+	}
+	if opts.Gateway == nil {
+		sim, err := payment.NewSim(payment.SimConfig{LatencyMedian: time.Millisecond, Seed: 1})
+		require.NoError(t, err)
+		opts.Gateway = sim
 	}
 	c := &Cluster{t: t, opts: opts, dir: t.TempDir()}
 	for i := 0; i < opts.Nodes; i++ {
@@ -137,9 +149,17 @@ func (c *Cluster) startMember(m *Member, bootstrap bool) {
 		node, err = raftnode.New(c.Config(m, bootstrap))
 		return err == nil
 	}, 10*time.Second, 50*time.Millisecond, "start %s", m.ID)
+	pcfg := payment.DefaultConfig()
+	if c.opts.TunePayment != nil {
+		c.opts.TunePayment(&pcfg)
+	}
+	checkout, err := payment.New(node, c.opts.Gateway, pcfg)
+	require.NoError(t, err)
+	checkout.Start()
 	hcfg := httpapi.DefaultConfig()
 	hcfg.AuthSecret = Secret
 	hcfg.OpenAPI = api.OpenAPI()
+	hcfg.Checkout = checkout
 	srv, err := httpapi.New(node, hcfg)
 	require.NoError(t, err)
 	var ln net.Listener
@@ -148,7 +168,7 @@ func (c *Cluster) startMember(m *Member, bootstrap bool) {
 		return err == nil
 	}, 10*time.Second, 50*time.Millisecond, "listen %s", m.HTTPAddr)
 	go srv.Serve(ln)
-	m.Node, m.Server, m.running = node, srv, true
+	m.Node, m.Server, m.Checkout, m.running = node, srv, checkout, true
 }
 
 // Stop shuts a member down cleanly (HTTP, then raft and Pebble).
@@ -160,7 +180,24 @@ func (c *Cluster) Stop(m *Member) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	m.Server.Shutdown(ctx)
+	m.Checkout.Close()
 	require.NoError(c.t, m.Node.Close())
+}
+
+// Crash stops a member the hard way round: its Raft groups and Pebble close
+// first, under requests still in flight (their writes fail, as a killed
+// process's would), then its HTTP server. Its data dir keeps what was
+// committed, as after a crash.
+func (c *Cluster) Crash(m *Member) {
+	if !m.running {
+		return
+	}
+	m.running = false
+	m.Checkout.Close()
+	require.NoError(c.t, m.Node.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m.Server.Shutdown(ctx)
 }
 
 // Restart starts a stopped member again from its data dir.

@@ -1,0 +1,384 @@
+package payment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"boxoffice"
+	"boxoffice/fsm"
+)
+
+// The checkout saga. Every step is a log entry (fsm.CheckoutBegin,
+// CheckoutComplete, CheckoutFail, RefundDone); the charge between them is
+// made with the order id as the gateway's idempotency key, so that however
+// often a step is retried — by the buyer, after a timeout, by a new leader —
+// the buyer is charged at most once, and a charge always ends as a sale or a
+// refund:
+//
+//	begin ──► charge(key = order id) ──► complete ──► paid
+//	              │ declined                 └─ seats lost ──► refund due ──► refunded
+//	              ├───────────────► fail ──► hold active again (402)
+//	              └ unknown ──► look up (same key): charged → complete; not charged → charge again
+//	                                                  with the same key while the lease allows, else fail
+//
+// A charge whose outcome stays unknown is never repeated with a new key:
+// the checkout stays pending, its seats taken under the lease, and the
+// recovery loop of the shard's leader resolves it.
+
+// Node is what the saga needs of a cluster node; *raftnode.Node implements it.
+type Node interface {
+	ShardCount() int
+	IsLeader(shard int) bool
+	Propose(ctx context.Context, shard int, c fsm.Command) (fsm.Result, error)
+	Store(shard int) *fsm.Store
+}
+
+// Config tunes the saga.
+type Config struct {
+	// Lease bounds how long a checkout keeps its seats while its charge is
+	// in flight.
+	Lease time.Duration
+	// Margin absorbs clock differences between nodes: no charge is started
+	// later than Margin before the lease ends (by this node's clock), and
+	// recovery fails a checkout whose charge is not found only Margin after
+	// the lease ended.
+	Margin time.Duration
+	// CallTimeout bounds one gateway call.
+	CallTimeout time.Duration
+	// LookupAttempts bounds look-ups after an unknown outcome, per drive.
+	LookupAttempts int
+	// RecoveryInterval is how often a leader resolves checkouts and refunds
+	// in flight.
+	RecoveryInterval time.Duration
+	// RecoveryBatch bounds the checkouts and refunds resolved per round.
+	RecoveryBatch int
+	Logger        *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Lease:            2 * time.Minute,
+		Margin:           10 * time.Second,
+		CallTimeout:      20 * time.Second,
+		LookupAttempts:   3,
+		RecoveryInterval: time.Second,
+		RecoveryBatch:    256,
+	}
+}
+
+// Validate lists every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Lease < 2*time.Second || c.Lease.Milliseconds() > boxoffice.CheckoutLeaseMaxMs {
+		errs = append(errs, fmt.Errorf("payment: Lease %v out of range 2s..%dms", c.Lease, boxoffice.CheckoutLeaseMaxMs))
+	}
+	if c.Margin <= 0 || c.Margin*2 >= c.Lease {
+		errs = append(errs, errors.New("payment: Margin must be positive and under half the Lease"))
+	}
+	if c.CallTimeout <= 0 || c.LookupAttempts < 1 || c.LookupAttempts > 100 {
+		errs = append(errs, errors.New("payment: CallTimeout must be positive, LookupAttempts 1..100"))
+	}
+	if c.RecoveryInterval <= 0 || c.RecoveryBatch < 1 || c.RecoveryBatch > 10_000 {
+		errs = append(errs, errors.New("payment: RecoveryInterval must be positive, RecoveryBatch 1..10000"))
+	}
+	return errors.Join(errs...)
+}
+
+// Checkout runs the saga on one node: purchases that reach it as the
+// shard's leader, and the recovery of whatever is in flight.
+type Checkout struct {
+	node Node
+	gw   boxoffice.PaymentGateway
+	cfg  Config
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	driving map[string]chan struct{} // order (or "refund/"+order) → closed when done
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns a saga runner; Start begins its recovery loop.
+func New(node Node, gw boxoffice.PaymentGateway, cfg Config) (*Checkout, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Checkout{node: node, gw: gw, cfg: cfg, log: cfg.Logger, driving: map[string]chan struct{}{}, stop: make(chan struct{})}, nil
+}
+
+// Start runs the recovery loop until Close.
+func (c *Checkout) Start() {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(c.cfg.RecoveryInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+				c.Recover()
+			}
+		}
+	}()
+}
+
+// Close stops the recovery loop and waits for it.
+func (c *Checkout) Close() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
+// Purchase checks out a hold on shard, which this node must lead: begin,
+// charge, complete. wrap, if not nil, wraps the begin command (with the
+// buyer's idempotency key), so that a retried purchase finds its first
+// order. It returns the paid order, or: payment_declined (the hold is
+// active again), payment_unknown (the outcome is being resolved: retry with
+// the same key), hold_expired (the seats were lost and the charge refunded),
+// or the begin's own rejection.
+func (c *Checkout) Purchase(ctx context.Context, shard int, hold, buyer, paymentMethod string, wrap func(fsm.Command) fsm.Command) (fsm.Result, error) {
+	var begin fsm.Command = &fsm.CheckoutBegin{Hold: hold, Buyer: buyer, PaymentMethod: paymentMethod, LeaseMs: c.cfg.Lease.Milliseconds()}
+	if wrap != nil {
+		begin = wrap(begin)
+	}
+	res, err := c.node.Propose(ctx, shard, begin)
+	if err != nil {
+		return res, err
+	}
+	if res.Err != nil {
+		return res, res.Err
+	}
+	o, err := c.node.Store(shard).Order(res.Order.ID)
+	if err != nil {
+		return res, err
+	}
+	if o.State == boxoffice.OrderPending {
+		c.drive(ctx, shard, o)
+		if o, err = c.node.Store(shard).Order(o.ID); err != nil {
+			return res, err
+		}
+	}
+	res.Order = o
+	return res, outcomeErr(o)
+}
+
+// outcomeErr says what an order's state means to the buyer who paid.
+func outcomeErr(o *boxoffice.Order) error {
+	switch o.State {
+	case boxoffice.OrderPaid:
+		return nil
+	case boxoffice.OrderPending:
+		return boxoffice.Errorf(boxoffice.CodePaymentUnknown, "the payment of order %s is not confirmed yet; retry with the same Idempotency-Key", o.ID)
+	case boxoffice.OrderFailed:
+		if o.PaymentRef != "" {
+			return boxoffice.Errorf(boxoffice.CodeHoldExpired, "order %s: the hold's seats were lost before the payment was confirmed; the charge is refunded", o.ID)
+		}
+		return boxoffice.Errorf(boxoffice.CodePaymentDeclined, "order %s: payment declined (%s); the hold is active again if it has not expired", o.ID, o.FailReason)
+	}
+	return boxoffice.Errorf(boxoffice.CodeOrderNotActive, "order %s is %s", o.ID, o.State)
+}
+
+// claim marks key as driven by this node; it returns false and a channel
+// closed when the other driver is done if someone drives it already.
+func (c *Checkout) claim(key string) (bool, chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.driving[key]; ok {
+		return false, ch
+	}
+	ch := make(chan struct{})
+	c.driving[key] = ch
+	return true, ch
+}
+
+func (c *Checkout) release(key string, ch chan struct{}) {
+	c.mu.Lock()
+	delete(c.driving, key)
+	c.mu.Unlock()
+	close(ch)
+}
+
+// drive takes a pending checkout as far as it can: charge, or look up an
+// unknown outcome, then complete or fail. If another caller on this node is
+// driving it, drive waits for that one (or ctx).
+func (c *Checkout) drive(ctx context.Context, shard int, o *boxoffice.Order) {
+	mine, done := c.claim(o.ID)
+	if !mine {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		return
+	}
+	defer c.release(o.ID, done)
+
+	leaseEnd := time.UnixMilli(o.LeaseUntilMs)
+	charge := func() (boxoffice.Charge, error) {
+		// Never start a charge the lease might not cover: a charge that
+		// lands after recovery failed the checkout would be refunded, but
+		// it is better never made.
+		deadline := time.Now().Add(c.cfg.CallTimeout)
+		if last := leaseEnd.Add(-c.cfg.Margin); last.Before(deadline) {
+			deadline = last
+		}
+		if time.Until(deadline) <= 0 {
+			return boxoffice.Charge{}, fmt.Errorf("%w: the lease is too close to its end to charge", boxoffice.ErrPaymentUnknown)
+		}
+		cctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		return c.gw.Charge(cctx, o.ID, o.AmountCents, o.PaymentMethod)
+	}
+	ch, err := charge()
+	for attempt := 0; errors.Is(err, boxoffice.ErrPaymentUnknown) && attempt < c.cfg.LookupAttempts; attempt++ {
+		if !c.node.IsLeader(shard) {
+			return // the new leader's recovery takes over
+		}
+		lctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+		ch, err = c.gw.Lookup(lctx, o.ID)
+		cancel()
+		if errors.Is(err, boxoffice.ErrNotFound) {
+			// Not charged: charge again, with the same key.
+			ch, err = charge()
+		}
+	}
+	switch {
+	case err == nil:
+		c.complete(shard, o, ch.Ref)
+	case errors.Is(err, boxoffice.ErrPaymentDeclined):
+		c.fail(shard, o, "declined")
+	default:
+		c.log.Warn("checkout: payment outcome unknown; recovery will resolve it", "order", o.ID, "err", err)
+	}
+}
+
+// step proposes one saga step with a bounded wait.
+func (c *Checkout) step(shard int, cmd fsm.Command) (fsm.Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+	defer cancel()
+	res, err := c.node.Propose(ctx, shard, cmd)
+	if err == nil {
+		err = res.Err
+	}
+	return res, err
+}
+
+func (c *Checkout) complete(shard int, o *boxoffice.Order, chargeRef string) {
+	res, err := c.step(shard, &fsm.CheckoutComplete{Order: o.ID, ChargeRef: chargeRef})
+	if err != nil {
+		c.log.Warn("checkout: complete", "order", o.ID, "err", err)
+		return
+	}
+	if res.Order.State == boxoffice.OrderFailed {
+		c.refund(shard, res.Order)
+	}
+}
+
+func (c *Checkout) fail(shard int, o *boxoffice.Order, reason string) {
+	if _, err := c.step(shard, &fsm.CheckoutFail{Order: o.ID, Reason: reason}); err != nil {
+		c.log.Warn("checkout: fail", "order", o.ID, "err", err)
+	}
+}
+
+// refund pays back an order whose refund is due, once: the refund's key is
+// derived from the order.
+func (c *Checkout) refund(shard int, o *boxoffice.Order) {
+	key := "refund/" + o.ID
+	mine, done := c.claim(key)
+	if !mine {
+		return
+	}
+	defer c.release(key, done)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+	ref, err := c.gw.Refund(ctx, key, o.PaymentRef)
+	cancel()
+	if err != nil {
+		c.log.Warn("refund: gateway", "order", o.ID, "err", err)
+		return
+	}
+	if _, err := c.step(shard, &fsm.RefundDone{Order: o.ID, RefundRef: ref}); err != nil {
+		c.log.Warn("refund: record", "order", o.ID, "err", err)
+	}
+}
+
+// Refund makes the refund of a cancelled order now, if it is due; the
+// recovery loop makes it otherwise.
+func (c *Checkout) Refund(shard int, order string) {
+	o, err := c.node.Store(shard).Order(order)
+	if err != nil || !c.node.IsLeader(shard) {
+		return
+	}
+	if o.PaymentRef != "" && (o.State == boxoffice.OrderCancelled || o.State == boxoffice.OrderFailed) {
+		c.refund(shard, o)
+	}
+}
+
+// Recover resolves, on every shard this node leads, the checkouts and
+// refunds in flight that nobody on this node is driving: a checkout whose
+// charge the gateway knows is completed; one it does not know is charged
+// again with the same key while its lease allows, or failed once the lease
+// has ended (plus the margin); a refund due is made.
+func (c *Checkout) Recover() {
+	for shard := 0; shard < c.node.ShardCount(); shard++ {
+		if !c.node.IsLeader(shard) {
+			continue
+		}
+		st := c.node.Store(shard)
+		pending, err := st.PendingCheckouts(c.cfg.RecoveryBatch)
+		if err != nil {
+			c.log.Warn("recover: list checkouts", "shard", shard, "err", err)
+			continue
+		}
+		for _, o := range pending {
+			c.recoverCheckout(shard, o)
+		}
+		refunds, err := st.PendingRefunds(c.cfg.RecoveryBatch)
+		if err != nil {
+			c.log.Warn("recover: list refunds", "shard", shard, "err", err)
+			continue
+		}
+		for _, o := range refunds {
+			c.refund(shard, o)
+		}
+	}
+}
+
+func (c *Checkout) recoverCheckout(shard int, o *boxoffice.Order) {
+	c.mu.Lock()
+	_, busy := c.driving[o.ID]
+	c.mu.Unlock()
+	if busy {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+	ch, err := c.gw.Lookup(ctx, o.ID)
+	cancel()
+	leaseEnd := time.UnixMilli(o.LeaseUntilMs)
+	switch {
+	case err == nil:
+		mine, done := c.claim(o.ID)
+		if mine {
+			c.complete(shard, o, ch.Ref)
+			c.release(o.ID, done)
+		}
+	case errors.Is(err, boxoffice.ErrNotFound) && time.Now().After(leaseEnd.Add(c.cfg.Margin)):
+		mine, done := c.claim(o.ID)
+		if mine {
+			c.fail(shard, o, "not charged before the checkout's lease ended")
+			c.release(o.ID, done)
+		}
+	case errors.Is(err, boxoffice.ErrNotFound):
+		c.drive(context.Background(), shard, o)
+	default:
+		c.log.Debug("recover: look-up", "order", o.ID, "err", err) // next round
+	}
+}

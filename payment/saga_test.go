@@ -1,0 +1,332 @@
+package payment_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"boxoffice"
+	"boxoffice/fsm"
+	"boxoffice/httpapi"
+	"boxoffice/internal/testcluster"
+	"boxoffice/payment"
+	"boxoffice/raftnode"
+)
+
+// The checkout saga against a real in-process 3-node cluster whose nodes
+// share one simulated gateway with injected faults. After every scenario an
+// audit checks the promises: every successful charge ends as exactly one
+// paid order or one refund; no seat is sold without a charge; nobody is
+// charged twice for one order.
+
+type sagaEnv struct {
+	t   *testing.T
+	c   *testcluster.Cluster
+	sim *payment.Sim
+}
+
+func newSagaEnv(t *testing.T, sim payment.SimConfig) *sagaEnv {
+	g, err := payment.NewSim(sim)
+	require.NoError(t, err)
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2, Gateway: g, TunePayment: func(cfg *payment.Config) {
+		cfg.Lease = 8 * time.Second
+		cfg.Margin = 2 * time.Second
+		cfg.CallTimeout = 3 * time.Second
+		cfg.RecoveryInterval = 100 * time.Millisecond
+	}})
+	ev := testcluster.Event("pay-1", 1, 5, 5)
+	code, body := c.Do(c.Members[0], "POST", "/v1/events", testcluster.Token("org", httpapi.RoleOrganiser), ev)
+	require.Equal(t, 201, code, "%s", body)
+	return &sagaEnv{t: t, c: c, sim: g}
+}
+
+const shardOfPay1 = 1 // raftnode.ShardOf("pay-1", 2), checked in TestShardOfPay1
+
+func TestShardOfPay1(t *testing.T) { require.Equal(t, shardOfPay1, raftnode.ShardOf("pay-1", 2)) }
+
+func buyer(name string) string { return testcluster.Token(name, httpapi.RoleBuyer) }
+
+func fsmSold() fsm.SeatFilter {
+	sold := boxoffice.SeatSold
+	return fsm.SeatFilter{State: &sold}
+}
+
+type orderJSON struct {
+	ID          string   `json:"id"`
+	Hold        string   `json:"hold"`
+	Seats       []string `json:"seats"`
+	AmountCents int64    `json:"amountCents"`
+	PaymentRef  string   `json:"paymentRef"`
+	State       string   `json:"state"`
+}
+
+type problemJSON struct {
+	Code string `json:"code"`
+}
+
+func (e *sagaEnv) hold(m *testcluster.Member, who string, seats ...string) string {
+	e.t.Helper()
+	b, _ := json.Marshal(map[string]any{"seats": seats})
+	code, body := e.c.Do(m, "POST", "/v1/events/pay-1/holds", buyer(who), string(b))
+	require.Equal(e.t, 201, code, "%s", body)
+	var h struct{ ID string }
+	require.NoError(e.t, json.Unmarshal(body, &h))
+	return h.ID
+}
+
+func (e *sagaEnv) purchase(m *testcluster.Member, who, hold, key, method string) (int, []byte) {
+	code, body, _ := testcluster.DoHeaderWith(m.HTTPAddr, "POST", "/v1/holds/"+hold+"/purchase", buyer(who),
+		`{"paymentMethod":"`+method+`"}`, map[string]string{"Idempotency-Key": key})
+	return code, body
+}
+
+// order reads an order with a strong read.
+func (e *sagaEnv) order(id string) orderJSON {
+	e.t.Helper()
+	code, body := e.c.Do(e.c.Running()[0], "GET", "/v1/orders/"+id+"?consistency=strong", testcluster.AdminToken(), nil)
+	require.Equal(e.t, 200, code, "%s", body)
+	var o orderJSON
+	require.NoError(e.t, json.Unmarshal(body, &o))
+	return o
+}
+
+// audit checks the payment promises against the gateway and the cluster.
+func (e *sagaEnv) audit() {
+	t := e.t
+	t.Helper()
+	leader := e.c.Leader(shardOfPay1)
+	require.NoError(t, leader.Node.ReadBarrier(t.Context(), shardOfPay1))
+	st := leader.Node.Store(shardOfPay1)
+	charges := e.sim.Charges()
+	byRef := map[string]boxoffice.Charge{}
+	for _, ch := range charges {
+		byRef[ch.Ref] = ch
+	}
+	// Every sold seat belongs to a paid order with a charge.
+	seats, err := st.Seats("pay-1", fsmSold())
+	require.NoError(t, err)
+	soldBy := map[string][]string{}
+	for _, s := range seats {
+		o, err := st.Order(s.Order)
+		require.NoError(t, err)
+		require.Equal(t, boxoffice.OrderPaid, o.State, "seat %s sold by %s order %s", s.ID, o.State, o.ID)
+		ch, ok := byRef[o.PaymentRef]
+		require.True(t, ok, "seat %s sold by order %s without a charge", s.ID, o.ID)
+		require.False(t, ch.Refunded, "seat %s sold by order %s whose charge was refunded", s.ID, o.ID)
+		soldBy[o.ID] = append(soldBy[o.ID], s.ID)
+	}
+	// Every charge is one order's (its key is the order id), and ends as a
+	// sale or a refund — once nothing is in flight.
+	for _, ch := range charges {
+		o, err := st.Order(ch.IdempotencyKey)
+		require.NoError(t, err, "charge %s has no order", ch.Ref)
+		require.Equal(t, ch.Ref, o.PaymentRef, "order %s records another charge", o.ID)
+		require.Equal(t, ch.AmountCents, o.AmountCents)
+		switch o.State {
+		case boxoffice.OrderPaid:
+			require.False(t, ch.Refunded, "paid order %s was refunded", o.ID)
+			require.Len(t, soldBy[o.ID], len(o.Seats), "paid order %s owns its seats", o.ID)
+		case boxoffice.OrderRefunded:
+			require.True(t, ch.Refunded, "order %s reads refunded but the gateway did not refund", o.ID)
+		default:
+			t.Fatalf("charge %s ended as a %s order %s", ch.Ref, o.State, o.ID)
+		}
+	}
+	pending, err := st.PendingCheckouts(100)
+	require.NoError(t, err)
+	require.Empty(t, pending, "checkouts still in flight")
+	refunds, err := st.PendingRefunds(100)
+	require.NoError(t, err)
+	require.Empty(t, refunds, "refunds still due")
+}
+
+// settle waits until no checkout or refund is in flight on the shard.
+func (e *sagaEnv) settle() {
+	e.t.Helper()
+	require.Eventually(e.t, func() bool {
+		l := e.c.Leader(shardOfPay1)
+		p, _ := l.Node.Store(shardOfPay1).PendingCheckouts(10)
+		r, _ := l.Node.Store(shardOfPay1).PendingRefunds(10)
+		return len(p) == 0 && len(r) == 0
+	}, 30*time.Second, 20*time.Millisecond, "checkouts or refunds stay in flight")
+}
+
+func TestPurchaseChargesOnceAndSells(t *testing.T) {
+	e := newSagaEnv(t, payment.SimConfig{LatencyMedian: 5 * time.Millisecond, DuplicateRate: 0.5, Seed: 2})
+	f := e.c.Follower(shardOfPay1)
+	h := e.hold(f, "u1", "A-1-1", "A-1-2")
+	code, body := e.purchase(f, "u1", h, "k1", "pm_card_visa")
+	require.Equal(t, 201, code, "%s", body)
+	var o orderJSON
+	require.NoError(t, json.Unmarshal(body, &o))
+	assert.Equal(t, "paid", o.State)
+	assert.NotEmpty(t, o.PaymentRef)
+	assert.Equal(t, int64(10000), o.AmountCents)
+	// Retried on another node with the same key: the same order, no charge.
+	code, again := e.purchase(e.c.Leader(shardOfPay1), "u1", h, "k1", "pm_card_visa")
+	require.Equal(t, 201, code, "%s", again)
+	assert.JSONEq(t, string(body), string(again))
+	require.Len(t, e.sim.Charges(), 1)
+	e.audit()
+}
+
+func TestDeclinedPurchaseKeepsTheHold(t *testing.T) {
+	e := newSagaEnv(t, payment.SimConfig{LatencyMedian: time.Millisecond, Seed: 3})
+	m := e.c.Members[0]
+	h := e.hold(m, "u1", "A-2-1")
+	code, body := e.purchase(m, "u1", h, "k1", "pm_card_chargeDeclined")
+	require.Equal(t, 402, code, "%s", body)
+	var p problemJSON
+	require.NoError(t, json.Unmarshal(body, &p))
+	assert.Equal(t, "payment_declined", p.Code)
+	code, body = e.c.Do(m, "GET", "/v1/holds/"+h+"?consistency=strong", buyer("u1"), nil)
+	require.Equal(t, 200, code)
+	assert.Contains(t, string(body), `"state":"active"`, "the hold is active again")
+	assert.Empty(t, e.sim.Charges())
+	// Another card, another key: bought.
+	code, body = e.purchase(m, "u1", h, "k2", "pm_card_visa")
+	require.Equal(t, 201, code, "%s", body)
+	e.audit()
+}
+
+// The charge happens but its answer is lost: the saga looks it up with the
+// same key and completes; it never charges again under a new key.
+func TestTimedOutChargeIsLookedUpNotRepeated(t *testing.T) {
+	e := newSagaEnv(t, payment.SimConfig{LatencyMedian: time.Millisecond, TimeoutRate: 1, Seed: 4})
+	m := e.c.Members[1]
+	h := e.hold(m, "u1", "A-3-1")
+	code, body := e.purchase(m, "u1", h, "k1", "pm_card_visa")
+	require.Equal(t, 201, code, "%s", body)
+	require.Len(t, e.sim.Charges(), 1)
+	e.audit()
+}
+
+// The gateway is down: the purchase answers payment_unknown and the seats
+// stay taken; once it is back, the leader's recovery charges with the same
+// key, and the buyer's retry with its key finds the order paid.
+func TestOutageIsResolvedByRecovery(t *testing.T) {
+	e := newSagaEnv(t, payment.SimConfig{LatencyMedian: time.Millisecond, Outage: true, Seed: 5})
+	m := e.c.Members[2]
+	h := e.hold(m, "u1", "A-4-1")
+	code, body := e.purchase(m, "u1", h, "k1", "pm_card_visa")
+	require.Equal(t, 503, code, "%s", body)
+	var p problemJSON
+	require.NoError(t, json.Unmarshal(body, &p))
+	assert.Equal(t, "payment_unknown", p.Code)
+	code, _ = e.c.Do(m, "POST", "/v1/events/pay-1/holds", buyer("u2"), `{"seats":["A-4-1"]}`)
+	assert.Equal(t, 409, code, "the seat stays taken while the charge is unresolved")
+
+	require.NoError(t, e.sim.SetConfig(payment.SimConfig{LatencyMedian: time.Millisecond, Seed: 5}))
+	e.settle()
+	code, body = e.purchase(m, "u1", h, "k1", "pm_card_visa")
+	require.Equal(t, 201, code, "%s", body)
+	assert.Contains(t, string(body), `"state":"paid"`)
+	require.Len(t, e.sim.Charges(), 1)
+	e.audit()
+}
+
+// The leader dies while the charge is in flight (before the complete step):
+// the new leader's recovery finds the charge by its key and completes the
+// order; the buyer's retry elsewhere gets it; one charge, one sale.
+func TestLeaderKilledDuringChargeIsRecovered(t *testing.T) {
+	e := newSagaEnv(t, payment.SimConfig{LatencyMedian: 600 * time.Millisecond, Seed: 6})
+	leader := e.c.Leader(shardOfPay1)
+	h := e.hold(leader, "u1", "A-5-1")
+	var wg sync.WaitGroup
+	var first int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		first, _ = e.purchase(leader, "u1", h, "k1", "pm_card_visa")
+	}()
+	// Crash the leader once the charge has landed at the gateway (half-way
+	// through its latency), before the saga's complete step.
+	require.Eventually(t, func() bool { return len(e.sim.Charges()) == 1 }, 10*time.Second, 2*time.Millisecond)
+	e.c.Crash(leader)
+	wg.Wait()
+	require.NotEqual(t, 201, first, "the crashed leader could not have completed the order")
+
+	e.settle()
+	other := e.c.Running()[0]
+	code, body := e.purchase(other, "u1", h, "k1", "pm_card_visa")
+	require.Equal(t, 201, code, "%s", body)
+	assert.Contains(t, string(body), `"state":"paid"`)
+	require.Len(t, e.sim.Charges(), 1)
+	e.audit()
+}
+
+// Cancelling a paid order frees the seats and refunds the charge, once,
+// even if the gateway fails the first refund.
+func TestCancelRefundsExactlyOnce(t *testing.T) {
+	e := newSagaEnv(t, payment.SimConfig{LatencyMedian: time.Millisecond, Seed: 7})
+	m := e.c.Members[0]
+	h := e.hold(m, "u1", "A-1-5")
+	code, body := e.purchase(m, "u1", h, "k1", "pm_card_visa")
+	require.Equal(t, 201, code, "%s", body)
+	var o orderJSON
+	require.NoError(t, json.Unmarshal(body, &o))
+
+	require.NoError(t, e.sim.SetConfig(payment.SimConfig{Outage: true, Seed: 7}))
+	code, body = e.c.Do(m, "POST", "/v1/orders/"+o.ID+"/cancel", buyer("u1"), nil)
+	require.Equal(t, 200, code, "%s", body)
+	assert.Contains(t, string(body), `"state":"cancelled"`, "the refund waits for the gateway")
+	code, _ = e.c.Do(m, "POST", "/v1/events/pay-1/holds", buyer("u2"), `{"seats":["A-1-5"]}`)
+	assert.Equal(t, 201, code, "the seat is free at once")
+
+	require.NoError(t, e.sim.SetConfig(payment.SimConfig{LatencyMedian: time.Millisecond, Seed: 7}))
+	e.settle()
+	assert.Equal(t, "refunded", e.order(o.ID).State)
+	e.audit()
+}
+
+// Many buyers buy at once through every node while the gateway declines,
+// loses and times out some calls: every seat is sold at most once, every
+// charge is a sale, nobody pays twice.
+func TestConcurrentPurchasesWithFaults(t *testing.T) {
+	e := newSagaEnv(t, payment.SimConfig{LatencyMedian: 3 * time.Millisecond, LatencySpread: 1, DeclineRate: 0.2, TimeoutRate: 0.2, LostRate: 0.1, DuplicateRate: 0.2, Seed: 8})
+	var wg sync.WaitGroup
+	for i := 0; i < 25; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := e.c.Members[i%3]
+			who := fmt.Sprintf("b%d", i)
+			seat := fmt.Sprintf("A-%d-%d", i/5+1, i%5+1)
+			code, body := e.c.Do(m, "POST", "/v1/events/pay-1/holds", buyer(who), `{"seats":["`+seat+`"]}`)
+			if code != 201 {
+				t.Errorf("hold %s: %d %s", seat, code, body)
+				return
+			}
+			var h struct{ ID string }
+			json.Unmarshal(body, &h)
+			// Declined: try again under a new key. Unknown: the leader
+			// resolves it; ask again under the same key until it has.
+			key, keys := "k-0", 1
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				code, body := e.purchase(m, who, h.ID, key, "pm_card_visa")
+				switch code {
+				case 201:
+					return
+				case 402:
+					key = fmt.Sprintf("k-%d", keys)
+					keys++
+				case 503:
+					time.Sleep(20 * time.Millisecond) // poll the resolution
+				default:
+					t.Errorf("purchase %s: %d %s", seat, code, body)
+					return
+				}
+			}
+			t.Errorf("purchase %s never resolved", seat)
+		}()
+	}
+	wg.Wait()
+	e.settle()
+	e.audit()
+}
