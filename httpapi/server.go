@@ -69,7 +69,7 @@ type Config struct {
 	OpenAPI []byte
 	// Checkout runs purchases and refunds (*payment.Checkout).
 	Checkout Checkout
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 }
 
 // DefaultConfig returns defaults for everything but AuthSecret.
