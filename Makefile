@@ -1,12 +1,14 @@
 # The two commands a new user types: `make run` and `make test`.
-# Both install what they need (Go modules; staticcheck through the Go module proxy).
+# Both install what they need (Go modules; staticcheck and stripe-mock through the Go module proxy).
 
 GO        ?= go
 BIN       := bin/boxoffice
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
+# stripe-mock: Stripe's API mock, started by the payment tests (payment/stripe_test.go).
+STRIPE_MOCK_VERSION := v0.203.0
 
-.PHONY: run test build deps lint unit bench clean
+.PHONY: run test build deps lint unit stripe-mock bench clean
 
 ## run: build and start a local 3-node cluster with a 100,000-seat demo event (Ctrl-C stops it)
 run: build
@@ -27,8 +29,11 @@ lint:
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck ./...
 
-unit:
+unit: stripe-mock
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+stripe-mock:
+	@test -x $(GOBIN)/stripe-mock || $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 
 ## bench: the Go benchmarks of the hot paths (figures, not pass/fail)
 bench:

@@ -57,6 +57,10 @@ type Config struct {
 	// RecoveryBatch bounds the checkouts and refunds resolved per round.
 	RecoveryBatch int
 	Logger        *slog.Logger
+	// StepHook, if set, is called after each step of a purchase on this
+	// node ("begun", "charged", "completed") with the order id: tests stop
+	// a leader at a chosen point of the saga with it.
+	StepHook func(order, step string)
 }
 
 // DefaultConfig returns the defaults.
@@ -158,6 +162,7 @@ func (c *Checkout) Purchase(ctx context.Context, shard int, hold, buyer, payment
 	if res.Err != nil {
 		return res, res.Err
 	}
+	c.hook(res.Order.ID, "begun")
 	o, err := c.node.Store(shard).Order(res.Order.ID)
 	if err != nil {
 		return res, err
@@ -251,13 +256,21 @@ func (c *Checkout) drive(ctx context.Context, shard int, o *boxoffice.Order) {
 			ch, err = charge()
 		}
 	}
+	c.hook(o.ID, "charged")
 	switch {
 	case err == nil:
 		c.complete(shard, o, ch.Ref)
+		c.hook(o.ID, "completed")
 	case errors.Is(err, boxoffice.ErrPaymentDeclined):
 		c.fail(shard, o, "declined")
 	default:
 		c.log.Warn("checkout: payment outcome unknown; recovery will resolve it", "order", o.ID, "err", err)
+	}
+}
+
+func (c *Checkout) hook(order, step string) {
+	if c.cfg.StepHook != nil {
+		c.cfg.StepHook(order, step)
 	}
 }
 

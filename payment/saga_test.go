@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -329,4 +330,102 @@ func TestConcurrentPurchasesWithFaults(t *testing.T) {
 	wg.Wait()
 	e.settle()
 	e.audit()
+}
+
+// hookPoint stops the first purchase that reaches a saga step on any node,
+// until released: the test crashes the leader there.
+type hookPoint struct {
+	step    string
+	armed   atomic.Bool
+	reached chan struct{}
+	release chan struct{}
+}
+
+func newHookPoint(step string) *hookPoint {
+	h := &hookPoint{step: step, reached: make(chan struct{}), release: make(chan struct{})}
+	h.armed.Store(step != "")
+	return h
+}
+
+func (h *hookPoint) hook(_, step string) {
+	if step == h.step && h.armed.CompareAndSwap(true, false) {
+		close(h.reached)
+		<-h.release
+	}
+}
+
+// The fault matrix: each gateway fault × a crash of the shard's leader
+// after each step of the saga (or none). Whatever happens, once the new
+// leader has resolved what was in flight, the buyer's retry with the same
+// key gets the final answer, and the audit holds.
+func TestFaultMatrix(t *testing.T) {
+	healthy := payment.SimConfig{LatencyMedian: 2 * time.Millisecond, Seed: 9}
+	faults := map[string]payment.SimConfig{
+		"ok":      healthy,
+		"decline": {LatencyMedian: 2 * time.Millisecond, DeclineRate: 1, Seed: 9},
+		"timeout": {LatencyMedian: 2 * time.Millisecond, TimeoutRate: 1, Seed: 9},
+		"lost":    {LatencyMedian: 2 * time.Millisecond, LostRate: 1, Seed: 9},
+		"outage":  {LatencyMedian: 2 * time.Millisecond, Outage: true, Seed: 9},
+	}
+	for _, fault := range []string{"ok", "decline", "timeout", "lost", "outage"} {
+		for _, step := range []string{"", "begun", "charged", "completed"} {
+			t.Run(fmt.Sprintf("%s/crash-after-%s", fault, step), func(t *testing.T) {
+				g, err := payment.NewSim(faults[fault])
+				require.NoError(t, err)
+				hp := newHookPoint(step)
+				c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2, Gateway: g, TunePayment: func(cfg *payment.Config) {
+					cfg.Lease = 8 * time.Second
+					cfg.Margin = 2 * time.Second
+					cfg.CallTimeout = 2 * time.Second
+					cfg.LookupAttempts = 2
+					cfg.RecoveryInterval = 50 * time.Millisecond
+					cfg.StepHook = hp.hook
+				}})
+				e := &sagaEnv{t: t, c: c, sim: g}
+				code, body := c.Do(c.Members[0], "POST", "/v1/events", testcluster.Token("org", httpapi.RoleOrganiser), testcluster.Event("pay-1", 1, 5, 5))
+				require.Equal(t, 201, code, "%s", body)
+				leader := c.Leader(shardOfPay1)
+				h := e.hold(leader, "u1", "A-1-1", "A-1-2")
+
+				done := make(chan int, 1)
+				go func() {
+					code, _ := e.purchase(leader, "u1", h, "k1", "pm_card_visa")
+					done <- code
+				}()
+				select {
+				case <-hp.reached:
+					c.Crash(leader)
+					close(hp.release)
+					<-done
+				case code := <-done:
+					// This fault never reaches the step: no crash.
+					require.NotEqual(t, 0, code)
+					hp.armed.Store(false)
+				case <-time.After(20 * time.Second):
+					t.Fatal("the purchase neither reached the step nor finished")
+				}
+				require.NoError(t, g.SetConfig(healthy))
+				if fault == "decline" {
+					require.NoError(t, g.SetConfig(faults["decline"])) // a declined card stays declined
+				}
+				e.settle()
+
+				code, body = e.purchase(c.Running()[0], "u1", h, "k1", "pm_card_visa")
+				switch fault {
+				case "decline":
+					require.Equal(t, 402, code, "%s", body)
+					assert.Empty(t, g.Charges())
+				default:
+					require.Equal(t, 201, code, "%s", body)
+					assert.Contains(t, string(body), `"state":"paid"`)
+					require.Len(t, g.Charges(), 1, "one charge")
+					// The hold was never let expire while its charge was in flight.
+					code, hb := c.Do(c.Running()[0], "GET", "/v1/holds/"+h+"?consistency=strong", buyer("u1"), nil)
+					require.Equal(t, 200, code)
+					assert.Contains(t, string(hb), `"state":"purchased"`)
+				}
+				e.audit()
+			})
+		}
+	}
 }

@@ -38,6 +38,7 @@ type serveFlags struct {
 	snapshotInterval                                              time.Duration
 	sim                                                           payment.SimConfig
 	checkoutLease                                                 time.Duration
+	gateway, stripeKey, stripeURL                                 string
 }
 
 func serveCmd() *cobra.Command {
@@ -71,6 +72,9 @@ A restarted node needs neither: it resumes from its data dir.`,
 	fl.StringVar(&f.authSecret, "auth-secret", env("BOXOFFICE_AUTH_SECRET", ""), "HS256 secret for bearer tokens, the same on every node (≥ 16 bytes)")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", raftnode.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make a shard take a new one")
 	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", raftnode.DefaultConfig().SnapshotInterval, "how often a shard checks whether to snapshot")
+	fl.StringVar(&f.gateway, "payment-gateway", env("BOXOFFICE_PAYMENT_GATEWAY", "sim"), "sim (simulated, in this process) or stripe")
+	fl.StringVar(&f.stripeKey, "stripe-key", env("BOXOFFICE_STRIPE_KEY", ""), "Stripe secret key, for --payment-gateway stripe")
+	fl.StringVar(&f.stripeURL, "stripe-url", env("BOXOFFICE_STRIPE_URL", ""), "Stripe API address (empty: Stripe's; or a stripe-mock)")
 	f.sim = payment.DefaultSimConfig()
 	fl.DurationVar(&f.sim.LatencyMedian, "payment-latency", f.sim.LatencyMedian, "simulated gateway: median latency of a call")
 	fl.Float64Var(&f.sim.LatencySpread, "payment-latency-spread", f.sim.LatencySpread, "simulated gateway: sigma of the log-normal latency")
@@ -156,10 +160,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		return err
 	}
 
-	// The simulated gateway lives in this process: after a failover the new
-	// leader's look-ups do not see the old leader's charges. A real gateway
-	// (Stripe) is shared by every node.
-	gw, err := payment.NewSim(f.sim)
+	gw, err := newGateway(f, logger)
 	if err != nil {
 		node.Close()
 		return err
@@ -200,6 +201,24 @@ func runServe(ctx context.Context, f serveFlags) error {
 		logger.Error("http server stopped", "err", err)
 	}
 	return shutdown(srv, checkout, node, logger)
+}
+
+// newGateway builds the payment gateway the flags name. The simulated one
+// lives in this process: after a failover the new leader's look-ups do not
+// see the old leader's charges. A real gateway (Stripe) is shared by every
+// node.
+func newGateway(f serveFlags, logger *slog.Logger) (boxoffice.PaymentGateway, error) {
+	switch f.gateway {
+	case "sim":
+		return payment.NewSim(f.sim)
+	case "stripe":
+		cfg := payment.DefaultStripeConfig()
+		cfg.APIKey = f.stripeKey
+		cfg.BaseURL = f.stripeURL
+		cfg.Logger = logger
+		return payment.NewStripe(cfg)
+	}
+	return nil, fmt.Errorf("--payment-gateway must be sim or stripe, not %q", f.gateway)
 }
 
 // shutdown stops the node in order: refuse new HTTP work and drain open
