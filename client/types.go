@@ -305,6 +305,7 @@ const (
 	OrderPaid      = "paid"
 	OrderCancelled = "cancelled"
 	OrderRefunded  = "refunded"
+	OrderFailed    = "failed"
 )
 
 // Order is a purchase of a hold's seats.
