@@ -454,27 +454,14 @@ func (s *Server) myHolds(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	out := []holdJSON{}
-	var all []*boxoffice.Hold
-	for shard := 0; shard < s.node.ShardCount() && len(all) < myItemsMax; shard++ {
-		st := s.node.Store(shard)
-		ids, err := st.HoldsOf(p.Subject)
-		if err != nil {
-			writeError(ctx, err)
-			return
-		}
-		for _, id := range ids[:min(len(ids), myItemsMax-len(all))] {
-			h, err := st.Hold(id)
-			if err != nil {
-				writeError(ctx, err)
-				return
-			}
-			all = append(all, h)
-		}
+	holds, err := mine(s, p.Subject, (*fsm.Store).HoldsOf, (*fsm.Store).Hold, func(h *boxoffice.Hold) int64 { return h.CreatedAtMs })
+	if err != nil {
+		writeError(ctx, err)
+		return
 	}
-	slices.SortStableFunc(all, func(a, b *boxoffice.Hold) int { return cmp.Compare(b.CreatedAtMs, a.CreatedAtMs) })
-	for _, h := range all {
-		out = append(out, holdOut(h))
+	out := make([]holdJSON, len(holds))
+	for i, h := range holds {
+		out[i] = holdOut(h)
 	}
 	writeJSON(ctx, 200, map[string]any{"holds": out})
 }
@@ -486,29 +473,38 @@ func (s *Server) myOrders(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	out := []orderJSON{}
-	var all []*boxoffice.Order
-	for shard := 0; shard < s.node.ShardCount() && len(all) < myItemsMax; shard++ {
-		st := s.node.Store(shard)
-		ids, err := st.OrdersOf(p.Subject)
-		if err != nil {
-			writeError(ctx, err)
-			return
-		}
-		for _, id := range ids[:min(len(ids), myItemsMax-len(all))] {
-			o, err := st.Order(id)
-			if err != nil {
-				writeError(ctx, err)
-				return
-			}
-			all = append(all, o)
-		}
+	orders, err := mine(s, p.Subject, (*fsm.Store).OrdersOf, (*fsm.Store).Order, func(o *boxoffice.Order) int64 { return o.CreatedAtMs })
+	if err != nil {
+		writeError(ctx, err)
+		return
 	}
-	slices.SortStableFunc(all, func(a, b *boxoffice.Order) int { return cmp.Compare(b.CreatedAtMs, a.CreatedAtMs) })
-	for _, o := range all {
-		out = append(out, orderOut(o))
+	out := make([]orderJSON, len(orders))
+	for i, o := range orders {
+		out[i] = orderOut(o)
 	}
 	writeJSON(ctx, 200, map[string]any{"orders": out})
+}
+
+// mine reads a buyer's holds or orders from every shard of this node, at
+// most myItemsMax, newest first.
+func mine[T any](s *Server, buyer string, ids func(*fsm.Store, string) ([]string, error), load func(*fsm.Store, string) (T, error), created func(T) int64) ([]T, error) {
+	var all []T
+	for shard := 0; shard < s.node.ShardCount() && len(all) < myItemsMax; shard++ {
+		st := s.node.Store(shard)
+		list, err := ids(st, buyer)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range list[:min(len(list), myItemsMax-len(all))] {
+			v, err := load(st, id)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, v)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b T) int { return cmp.Compare(created(b), created(a)) })
+	return all, nil
 }
 
 func (s *Server) getOrder(ctx *fasthttp.RequestCtx, id string) {
