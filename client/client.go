@@ -215,7 +215,11 @@ func New(cfg Config) (*Client, error) {
 		MaxConnsPerHost:     cfg.ConnsPerNodeMax,
 		MaxIdleConnsPerHost: cfg.IdleConnsPerNodeMax,
 		MaxIdleConns:        cfg.IdleConnsPerNodeMax * len(nodes),
-		IdleConnTimeout:     90 * time.Second,
+		// Under the servers' 30 s read timeout: a connection dialed for a
+		// request that another connection served sits idle, unused; the
+		// client must close it before the server times it out and answers
+		// it with an error nobody asked for.
+		IdleConnTimeout: 20 * time.Second,
 		// The nodes answer in HTTP/1.1 (fasthttp).
 		ForceAttemptHTTP2:     false,
 		ExpectContinueTimeout: 0,
