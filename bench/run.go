@@ -1,0 +1,476 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"boxoffice"
+	"boxoffice/client"
+)
+
+// runner is one run's shared state.
+type runner struct {
+	cfg    Config
+	runID  string
+	event  string
+	layout *boxoffice.Layout
+	picker Picker
+	cache  *seatCache
+	rec    *recorder
+	admin  *client.Client // the setup token's client
+
+	start    time.Time
+	stop     chan struct{} // closed when the load ends
+	stopOnce sync.Once
+	stopAt   atomic.Int64 // ns since start
+	reason   atomic.Pointer[string]
+
+	soldOutAt, hotSoldOutAt atomic.Int64 // ns since start; 0: not yet
+	errMu                   sync.Mutex
+	err                     error // a user's fatal error
+}
+
+func (r *runner) stopped() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// end stops the load once, saying why.
+func (r *runner) end(reason string) {
+	r.stopOnce.Do(func() {
+		r.stopAt.Store(int64(time.Since(r.start)))
+		r.reason.Store(&reason)
+		close(r.stop)
+	})
+}
+
+// fail ends the run on an error the bench cannot go on with.
+func (r *runner) fail(err error) {
+	r.errMu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.errMu.Unlock()
+	r.end("error: " + err.Error())
+}
+
+// sold counts n seats sold, hot of them in the hot set.
+func (r *runner) sold(n, hot int) {
+	since := int64(time.Since(r.start))
+	if r.rec.sold.Add(int64(n)) >= int64(r.cfg.Seats) && r.soldOutAt.CompareAndSwap(0, since) {
+		r.end("sold out")
+	}
+	if hot > 0 && r.rec.hotSold.Add(int64(hot)) >= int64(r.picker.Hot) {
+		r.hotSoldOutAt.CompareAndSwap(0, since)
+	}
+}
+
+// checkSoldOut is called when a seat map shows no free seat: the event may
+// be sold out through purchases whose answers the bench did not get, so ask
+// the cluster (strong read) rather than wait for the time limit.
+func (r *runner) checkSoldOut(ctx context.Context) {
+	ev, err := r.admin.GetEvent(client.WithStrongRead(ctx), r.event)
+	if err != nil {
+		return
+	}
+	sold := 0
+	for _, a := range ev.Availability {
+		sold += a.Sold
+	}
+	if sold >= r.cfg.Seats && r.soldOutAt.CompareAndSwap(0, int64(time.Since(r.start))) {
+		r.end("sold out (seen on the seat map)")
+	}
+}
+
+// Run creates the event, runs the workload, checks the end state and
+// returns the figures. An error means the run could not be made (setup,
+// a fatal user error); a failed invariant check is not an error: see
+// Result.Check.OK.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, format+"\n", args...)
+		}
+	}
+	runID := strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36*36), 36)
+	r := &runner{cfg: cfg, runID: "b" + runID, rec: newRecorder(), stop: make(chan struct{})}
+	r.event = cfg.EventID
+	if r.event == "" {
+		r.event = "bench-" + runID
+	}
+
+	// One client per starting node, shared by the users that start there.
+	n := len(cfg.Targets)
+	clients := make([]*client.Client, n)
+	for i := range clients {
+		cc := client.DefaultConfig()
+		cc.Nodes = append(append([]string(nil), cfg.Targets[i:]...), cfg.Targets[:i]...)
+		cc.Token = cfg.Token
+		cc.ConnsPerNodeMax = max(cc.ConnsPerNodeMax, cfg.Users)
+		cc.IdleConnsPerNodeMax = min(max(cc.IdleConnsPerNodeMax, cfg.Users), cc.ConnsPerNodeMax)
+		cl, err := client.New(cc)
+		if err != nil {
+			return nil, err
+		}
+		defer cl.CloseIdleConnections()
+		clients[i] = cl
+	}
+	setup := clients[0]
+	if cfg.Token == "" {
+		tok, err := cfg.Mint(r.runID+"-organiser", "organiser")
+		if err != nil {
+			return nil, fmt.Errorf("mint the organiser's token: %w", err)
+		}
+		setup = setup.WithToken(tok)
+	}
+	r.admin = setup
+
+	// The event: its layout is the bench's seat numbering.
+	ev := eventFor(r.event, cfg)
+	logf("creating event %s: %d seats in %d sections, maxSeatsPerBuyer %d, hold TTL %v", r.event, cfg.Seats, len(ev.Venue.Sections), cfg.MaxSeatsPerBuyer, cfg.HoldTTL)
+	if _, err := setup.CreateEvent(ctx, ev); err != nil {
+		return nil, fmt.Errorf("create event %s: %w", r.event, err)
+	}
+	venue := boxoffice.Venue{}
+	for _, s := range ev.Venue.Sections {
+		venue.Sections = append(venue.Sections, boxoffice.Section{ID: s.ID, Category: s.Category, Rows: s.Rows, SeatsPerRow: s.SeatsPerRow})
+	}
+	r.layout = boxoffice.NewLayout(venue)
+	hot := int(float64(cfg.Seats)*cfg.HotFraction + 0.5)
+	r.picker = Picker{Seats: cfg.Seats, Hot: max(hot, 1), HotShare: cfg.HotShare}
+
+	// The shared seat map, from a client of its own.
+	var mapClient *client.Client
+	var err error
+	mapCfg := client.DefaultConfig()
+	mapCfg.Nodes = cfg.Targets
+	mapClient, err = client.New(mapCfg)
+	if err != nil {
+		return nil, err
+	}
+	defer mapClient.CloseIdleConnections()
+	r.cache = newSeatCache(mapClient, r.event, r.layout, cfg.SeatMapMaxAge, r.rec)
+	r.cache.onEmpty = r.checkSoldOut
+	if err := r.cache.fetch(ctx, true); err != nil {
+		return nil, fmt.Errorf("first seat map: %w", err)
+	}
+	if got := len(r.cache.Current().Free); got != cfg.Seats {
+		return nil, fmt.Errorf("the new event's seat map has %d free seats, not %d", got, cfg.Seats)
+	}
+
+	// Users, with their first identity minted before the start.
+	users := make([]*user, cfg.Users)
+	for i := range users {
+		u := &user{
+			id: i, run: r, cl: clients[i%n],
+			rng:      rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
+			excluded: map[int32]uint64{},
+		}
+		if err := u.newIdentity(); err != nil {
+			return nil, fmt.Errorf("mint a buyer token: %w", err)
+		}
+		users[i] = u
+	}
+
+	// The load. hardCtx cuts calls that outlive the stop by more than Grace.
+	loadCtx, cancelLoad := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelLoad()
+	if dl, ok := ctx.Deadline(); ok {
+		loadCtx, cancelLoad = context.WithDeadline(loadCtx, dl)
+		defer cancelLoad()
+	}
+	logf("load: %s, %d users over %d node(s), until sold out or %v", cfg.Workload, cfg.Users, n, cfg.Duration)
+	res := &Result{StartedAt: time.Now(), LoadStart: loadAvg()}
+	before, beforeErr := setup.Cluster(ctx)
+	cpu0 := sampleCPU(cfg.ServerPIDs)
+	r.start = time.Now()
+	samplerDone := make(chan []Second)
+	go func() { samplerDone <- r.sample(cpu0) }()
+	cacheDone := make(chan struct{})
+	go func() { r.cache.run(loadCtx, r.stop); close(cacheDone) }()
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if cfg.Workload == WorkloadOnsale && cfg.Ramp > 0 {
+				// Arrivals spread over the ramp: pacing, not synchronisation.
+				t := time.NewTimer(time.Duration(int64(cfg.Ramp) * int64(i) / int64(cfg.Users)))
+				select {
+				case <-t.C:
+				case <-r.stop:
+					t.Stop()
+					return
+				}
+			}
+			u.loop(loadCtx)
+		}()
+	}
+	limit := time.NewTimer(cfg.Duration)
+	select {
+	case <-r.stop:
+	case <-limit.C:
+		r.end("time limit")
+	case <-ctx.Done():
+		r.end("interrupted")
+	}
+	limit.Stop()
+	// Users finish the iteration they are in; past Grace their calls are cut.
+	grace := time.AfterFunc(cfg.Grace, cancelLoad)
+	wg.Wait()
+	<-cacheDone // bounded: its fetch is cut with the users' calls
+	grace.Stop()
+	cpu1 := sampleCPU(cfg.ServerPIDs)
+	res.LoadEnd = loadAvg()
+	after, afterErr := setup.Cluster(context.WithoutCancel(ctx))
+	if beforeErr == nil && afterErr == nil {
+		res.LeaderChanges = leaderChanges(before, after)
+	} else {
+		res.LeaderChanges = []string{fmt.Sprintf("unknown: could not read the cluster: %v", errors.Join(beforeErr, afterErr))}
+	}
+	res.Series = <-samplerDone
+	r.errMu.Lock()
+	err = r.err
+	r.errMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+
+	// The ledger, and what is still unknown resolved once more.
+	var led Ledger
+	for _, u := range users {
+		led.merge(&u.ledger)
+	}
+	// The check runs even after Ctrl-C (the load stopped, the state is
+	// there to read), but within CheckTimeout and the caller's deadline.
+	checkCtx, cancelCheck := context.WithTimeout(context.WithoutCancel(ctx), cfg.CheckTimeout)
+	defer cancelCheck()
+	if dl, ok := ctx.Deadline(); ok {
+		checkCtx, cancelCheck = context.WithDeadline(checkCtx, dl)
+		defer cancelCheck()
+	}
+	r.resolve(checkCtx, &led, users)
+
+	logf("check: strong reads of the seat map and of %d acknowledged orders", len(led.Orders))
+	readStart := time.Now()
+	state, err := r.readState(checkCtx, &led, users)
+	if err != nil {
+		return nil, fmt.Errorf("invariant check: %w", err)
+	}
+	check := Check(&led, state, time.Second)
+	check.ReadSeconds = time.Since(readStart).Seconds()
+
+	r.fill(res, cpu0, cpu1, &led, check)
+	res.ledger, res.state = &led, state
+	return res, nil
+}
+
+// resolve sends every write whose outcome is still unknown again with its
+// key (bounded by Grace); a 201 turns into an acknowledged hold or order.
+func (r *runner) resolve(ctx context.Context, led *Ledger, users []*user) {
+	if len(led.Unknown) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Grace)
+	defer cancel()
+	tokens := r.tokensOf(users)
+	var still []UnknownWrite
+	for _, w := range led.Unknown {
+		if w.Op != "purchase" {
+			// A replayed hold would hold anew if the first never applied,
+			// and a release's seats are free or expire either way: only a
+			// purchase decides whether seats are sold.
+			still = append(still, w)
+			continue
+		}
+		h := findHold(led, w.Hold)
+		cl := r.admin
+		if h != nil && tokens[h.Buyer] != nil {
+			cl = tokens[h.Buyer]
+		}
+		var o *client.Order
+		var err error
+		for try := 0; try < resolveTries; try++ {
+			o, err = cl.Purchase(client.WithIdempotencyKey(ctx, w.Key), w.Hold, r.cfg.PaymentMethod)
+			if !unknownOutcome(err) || ctx.Err() != nil {
+				break
+			}
+		}
+		switch {
+		case err == nil:
+			r.rec.resolvedWrites.Add(1)
+			led.Orders = append(led.Orders, OrderRecord{ID: o.ID, Hold: w.Hold, Buyer: o.Buyer, Seats: o.Seats, Resolved: true})
+			if h != nil {
+				h.Outcome, h.Order = HoldPurchased, o.ID
+			}
+		case !unknownOutcome(err):
+			// Definitely not bought (expired, not active): its seats are
+			// free or held by this hold until it expires.
+			r.rec.resolvedWrites.Add(1)
+			if h != nil {
+				h.Outcome = HoldOpen
+			}
+		default:
+			still = append(still, w)
+		}
+	}
+	led.Unknown = still
+}
+
+func findHold(led *Ledger, id string) *HoldRecord {
+	for i := range led.Holds {
+		if led.Holds[i].ID == id {
+			return &led.Holds[i]
+		}
+	}
+	return nil
+}
+
+// tokensOf maps each user's identities' subjects to a client with their
+// token; only the current identity's client is kept by a user, so the
+// others are minted again (cheap: an HMAC).
+func (r *runner) tokensOf(users []*user) map[string]*client.Client {
+	out := map[string]*client.Client{}
+	for _, u := range users {
+		for k := 1; k <= u.identities; k++ {
+			subject := fmt.Sprintf("%s-u%d-%d", r.runID, u.id, k)
+			tok, err := r.cfg.Mint(subject, "buyer")
+			if err != nil {
+				continue
+			}
+			out[subject] = u.cl.WithToken(tok)
+		}
+	}
+	return out
+}
+
+// readState reads the end state with strong reads: the whole seat map,
+// then every acknowledged order (as its buyer), VerifyParallel at a time.
+func (r *runner) readState(ctx context.Context, led *Ledger, users []*user) (*ServerState, error) {
+	strong := client.WithStrongRead(ctx)
+	m, err := r.admin.Seats(strong, r.event, client.SeatQuery{Strong: true})
+	if err != nil {
+		return nil, fmt.Errorf("strong seat map: %w", err)
+	}
+	st := &ServerState{Index: m.Index, Seats: m.Seats, Orders: make(map[string]*client.Order, len(led.Orders)), OrderErrors: map[string]string{}}
+	tokens := r.tokensOf(users)
+	var mu sync.Mutex
+	jobs := make(chan OrderRecord)
+	var wg sync.WaitGroup
+	for w := 0; w < r.cfg.VerifyParallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range jobs {
+				cl := tokens[o.Buyer]
+				if cl == nil {
+					cl = r.admin
+				}
+				got, err := cl.GetOrder(strong, o.ID)
+				mu.Lock()
+				switch {
+				case err == nil:
+					st.Orders[o.ID] = got
+				case isCode(err, boxoffice.CodeOrderNotFound):
+				default:
+					st.OrderErrors[o.ID] = err.Error()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, o := range led.Orders {
+		jobs <- o
+	}
+	close(jobs)
+	wg.Wait()
+	return st, nil
+}
+
+// leaderChanges lists the shards whose leader or term changed between two
+// readings of the cluster: an election or a transfer during the load.
+func leaderChanges(a, b client.ClusterStatus) []string {
+	was := map[int]client.ShardStatus{}
+	for _, s := range a.Shards {
+		was[s.ID] = s
+	}
+	var out []string
+	for _, s := range b.Shards {
+		w, ok := was[s.ID]
+		if ok && (w.Leader != s.Leader || w.Term != s.Term) {
+			out = append(out, fmt.Sprintf("shard %d: leader %s → %s (term %d → %d)", s.ID, w.Leader, s.Leader, w.Term, s.Term))
+		}
+	}
+	return out
+}
+
+// eventFor lays out seats sections of 100 rows × 50 seats (a last, smaller
+// section or two for the rest), priced by tier: the first fifth of the
+// seats (the hot set's neighbourhood) dearest.
+func eventFor(id string, cfg Config) *client.Event {
+	const rows, perRow = 100, 50
+	var secs []client.Section
+	add := func(r, p int) {
+		secs = append(secs, client.Section{ID: "S" + strconv.Itoa(len(secs)+1), Rows: r, SeatsPerRow: p})
+	}
+	for left := cfg.Seats; left > 0; {
+		switch {
+		case left >= rows*perRow:
+			add(rows, perRow)
+			left -= rows * perRow
+		case left >= perRow:
+			add(left/perRow, perRow)
+			left %= perRow
+		default:
+			add(1, left)
+			left = 0
+		}
+	}
+	at := 0
+	for i := range secs {
+		switch f := float64(at) / float64(cfg.Seats); {
+		case f < 0.2:
+			secs[i].Category = "floor"
+		case f < 0.6:
+			secs[i].Category = "lower"
+		default:
+			secs[i].Category = "upper"
+		}
+		at += secs[i].Rows * secs[i].SeatsPerRow
+	}
+	var cats []client.Category
+	for _, c := range []client.Category{
+		{ID: "floor", Name: "Floor", PriceCents: 12900},
+		{ID: "lower", Name: "Lower tier", PriceCents: 8900},
+		{ID: "upper", Name: "Upper tier", PriceCents: 4900},
+	} {
+		if slices.ContainsFunc(secs, func(s client.Section) bool { return s.Category == c.ID }) {
+			cats = append(cats, c)
+		}
+	}
+	return &client.Event{
+		ID: id, Name: "Bench on-sale " + id, Type: "concert", Location: "Loopback",
+		StartsAt:   time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second),
+		Categories: cats,
+		Venue:      client.Venue{Sections: secs},
+		Limits:     client.Limits{MaxSeatsPerBuyer: cfg.MaxSeatsPerBuyer, HoldTTLSeconds: int(cfg.HoldTTL / time.Second)},
+	}
+}
+
+// numCPU is the machine's core count, for the reports.
+func numCPU() int { return runtime.NumCPU() }

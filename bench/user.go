@@ -1,0 +1,277 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"boxoffice"
+	"boxoffice/client"
+)
+
+// user is one virtual user: a buyer's browser going through the on-sale,
+// under a series of buyer identities. Only its own goroutine touches it.
+type user struct {
+	id  int
+	run *runner
+	rng *rand.Rand
+	cl  *client.Client // starts at node id mod n
+
+	// The current identity: its client (with its token) and how many
+	// seats it owns (held or bought), as the server counts them for the
+	// event's maxSeatsPerBuyer.
+	subject    string
+	buyer      *client.Client
+	owned      int
+	identities int
+	seq        int
+
+	// excluded are seats this user saw taken (a conflict) or took itself,
+	// with the map version they were noted at: the shared map may show
+	// them free until a map fetched after that.
+	excluded map[int32]uint64
+	picks    []int32
+	ledger   Ledger
+}
+
+// outcome of a hold attempt.
+type holdOutcome int
+
+const (
+	holdGranted holdOutcome = iota
+	holdConflict
+	holdFailed
+)
+
+// loop runs the user until the run stops or its iteration bound is reached.
+func (u *user) loop(ctx context.Context) {
+	r := u.run
+	snap := r.cache.Current()
+	retries := 0
+	iterationsMax := iterationsPerSeatMax * r.cfg.Seats
+	for it := 0; it < iterationsMax && !r.stopped(); it++ {
+		if cur := r.cache.Current(); cur.Version > snap.Version {
+			snap, retries = cur, 0
+		}
+		u.prune(snap.Version)
+		if u.buyer == nil || u.owned >= r.cfg.MaxSeatsPerBuyer {
+			if err := u.newIdentity(); err != nil {
+				r.fail(fmt.Errorf("user %d: mint a buyer token: %w", u.id, err))
+				return
+			}
+		}
+		k := min(pickCount(u.rng, r.cfg.PicksMin, r.cfg.PicksMax), r.cfg.MaxSeatsPerBuyer-u.owned)
+		u.picks = r.picker.Pick(u.rng, snap.Free, k, u.skip, u.picks[:0])
+		if len(u.picks) == 0 || len(u.excluded) > excludedMax {
+			// Nothing left for this user on this map: wait for a newer one.
+			clear(u.excluded)
+			if snap = r.cache.WaitNewer(ctx, r.stop, snap.Version); snap == nil {
+				return
+			}
+			retries = 0
+			continue
+		}
+		idx := append([]int32(nil), u.picks...)
+		h, out := u.hold(ctx, idx, snap.Version)
+		switch out {
+		case holdConflict:
+			retries++
+			if retries < r.cfg.RetriesPerMap {
+				continue
+			}
+			fallthrough
+		case holdFailed:
+			// A buyer who keeps missing, or sees an error, reloads the map.
+			if snap = r.cache.WaitNewer(ctx, r.stop, snap.Version); snap == nil {
+				return
+			}
+			retries = 0
+		case holdGranted:
+			u.finish(ctx, h, idx)
+		}
+	}
+}
+
+func (u *user) skip(s int32) bool {
+	_, ok := u.excluded[s]
+	return ok
+}
+
+// prune forgets the exclusions that a map of version v reflects: those
+// noted before the previous map was fetched.
+func (u *user) prune(v uint64) {
+	for s, at := range u.excluded {
+		if at+1 < v {
+			delete(u.excluded, s)
+		}
+	}
+}
+
+func (u *user) exclude(idx []int32, v uint64) {
+	for _, s := range idx {
+		u.excluded[s] = v
+	}
+}
+
+// newIdentity mints the next buyer identity of this user.
+func (u *user) newIdentity() error {
+	u.identities++
+	u.subject = fmt.Sprintf("%s-u%d-%d", u.run.runID, u.id, u.identities)
+	tok, err := u.run.cfg.Mint(u.subject, "buyer")
+	if err != nil {
+		return err
+	}
+	u.buyer = u.cl.WithToken(tok)
+	u.owned = 0
+	u.run.rec.identities.Add(1)
+	return nil
+}
+
+func (u *user) key(kind, id string) string {
+	if id == "" {
+		u.seq++
+		id = fmt.Sprintf("u%d-%d", u.id, u.seq)
+	}
+	return u.run.runID + "-" + kind + "-" + id
+}
+
+// write calls fn (one write with the Idempotency-Key key in its context)
+// and records it; when its outcome is unknown (no answer, 503, 504) it sends
+// it again with the same key, which returns the first answer if there was
+// one, up to resolveTries times. It returns whether the last answer came
+// from such a replay, and the last error.
+func (u *user) write(ctx context.Context, o op, key string, fn func(ctx context.Context) error) (replayed bool, err error) {
+	r := u.run
+	kctx := client.WithIdempotencyKey(ctx, key)
+	for try := 0; ; try++ {
+		start := time.Now()
+		err = fn(kctx)
+		r.rec.observe(o, time.Since(start))
+		r.rec.attempt(o)
+		if !unknownOutcome(err) || try >= resolveTries || ctx.Err() != nil {
+			if try > 0 && !unknownOutcome(err) {
+				r.rec.resolvedWrites.Add(1)
+			}
+			return try > 0, err
+		}
+		r.rec.countError(err) // the lost answer, as the user saw it
+	}
+}
+
+// hold asks for the seats idx (noted at map version v).
+func (u *user) hold(ctx context.Context, idx []int32, v uint64) (*client.Hold, holdOutcome) {
+	r := u.run
+	seats := make([]string, len(idx))
+	for i, s := range idx {
+		seats[i] = r.layout.ID(int(s))
+	}
+	key := u.key("h", "")
+	start := time.Now()
+	var h *client.Hold
+	_, err := u.write(ctx, opHold, key, func(ctx context.Context) error {
+		var err error
+		h, err = u.buyer.Hold(ctx, r.event, client.HoldRequest{Seats: seats})
+		return err
+	})
+	end := time.Now()
+	switch {
+	case err == nil:
+		r.rec.holdsOK.Add(1)
+		u.owned += len(h.Seats)
+		u.exclude(idx, v)
+		u.ledger.Holds = append(u.ledger.Holds, HoldRecord{
+			ID: h.ID, Buyer: u.subject, Seats: h.Seats, Start: start, End: end, ExpiresAt: h.ExpiresAt, Outcome: HoldOpen,
+		})
+		return h, holdGranted
+	case isCode(err, boxoffice.CodeSeatUnavailable):
+		r.rec.conflicts.Add(1)
+		u.exclude(idx, v)
+		return nil, holdConflict
+	case isCode(err, boxoffice.CodeBuyerLimit):
+		// The bench lost count of this identity's seats: start another.
+		r.rec.countError(err)
+		r.rec.buyerLimit.Add(1)
+		u.owned = r.cfg.MaxSeatsPerBuyer
+	case unknownOutcome(err):
+		r.rec.countError(err)
+		r.rec.unknownWrites.Add(1)
+		u.owned += len(seats) // it may hold them
+		u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "hold", Key: key, Seats: seats, Err: err.Error()})
+	default:
+		r.rec.countError(err)
+	}
+	return nil, holdFailed
+}
+
+// finish buys the hold with probability BuyProbability, else releases it;
+// a declined or failed purchase releases it too.
+func (u *user) finish(ctx context.Context, h *client.Hold, idx []int32) {
+	r := u.run
+	rec := &u.ledger.Holds[len(u.ledger.Holds)-1]
+	if u.rng.Float64() < r.cfg.BuyProbability {
+		key := u.key("p", h.ID)
+		start := time.Now()
+		var o *client.Order
+		replayed, err := u.write(ctx, opPurchase, key, func(ctx context.Context) error {
+			var err error
+			o, err = u.buyer.Purchase(ctx, h.ID, r.cfg.PaymentMethod)
+			return err
+		})
+		rec.EndStart, rec.EndEnd = start, time.Now()
+		switch {
+		case err == nil:
+			r.rec.purchasesOK.Add(1)
+			rec.Outcome, rec.Order = HoldPurchased, o.ID
+			u.ledger.Orders = append(u.ledger.Orders, OrderRecord{ID: o.ID, Hold: h.ID, Buyer: u.subject, Seats: o.Seats, Resolved: replayed})
+			hot := 0
+			for _, s := range idx {
+				if int(s) < r.picker.Hot {
+					hot++
+				}
+			}
+			r.sold(len(o.Seats), hot)
+			return
+		case isCode(err, boxoffice.CodeHoldExpired):
+			r.rec.countError(err)
+			rec.Outcome = HoldExpired
+			u.owned -= len(h.Seats)
+			return
+		case unknownOutcome(err):
+			r.rec.countError(err)
+			r.rec.unknownWrites.Add(1)
+			rec.Outcome = HoldUnknown
+			u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "purchase", Key: key, Hold: h.ID, Seats: h.Seats, Err: err.Error()})
+			return
+		default:
+			// Declined, or refused: the hold should still be ours; give
+			// it back rather than leave it to expire.
+			r.rec.countError(err)
+		}
+	}
+	key := u.key("r", h.ID)
+	start := time.Now()
+	_, err := u.write(ctx, opRelease, key, func(ctx context.Context) error {
+		_, err := u.buyer.Release(ctx, h.ID)
+		return err
+	})
+	rec.EndStart, rec.EndEnd = start, time.Now()
+	switch {
+	case err == nil:
+		r.rec.releasesOK.Add(1)
+		rec.Outcome = HoldReleased
+		u.owned -= len(h.Seats)
+	case isCode(err, boxoffice.CodeHoldExpired):
+		r.rec.countError(err)
+		rec.Outcome = HoldExpired
+		u.owned -= len(h.Seats)
+	case unknownOutcome(err):
+		r.rec.countError(err)
+		r.rec.unknownWrites.Add(1)
+		rec.Outcome = HoldUnknown
+		u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "release", Key: key, Hold: h.ID, Seats: h.Seats, Err: err.Error()})
+	default:
+		r.rec.countError(err)
+		rec.Outcome = HoldOpen
+	}
+}
