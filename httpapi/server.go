@@ -140,6 +140,16 @@ func New(node Node, cfg Config) (*Server, error) {
 				writeProblem(ctx, boxoffice.CodeBodyTooLarge, fmt.Sprintf("request body larger than %d bytes", cfg.BodyBytesMax))
 				return
 			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Nothing (or not all) of a request arrived in time, often on
+				// a connection a client dialed and never used: 408 tells a
+				// client to close it and retry, where a 400 would be an
+				// error for a request it sends at that moment.
+				ctx.SetConnectionClose()
+				ctx.Error("request timeout", fasthttp.StatusRequestTimeout)
+				return
+			}
 			writeProblem(ctx, boxoffice.CodeInvalidArgument, "malformed HTTP request")
 		},
 	}

@@ -181,10 +181,16 @@ func waitCluster(ctx context.Context, addr, token string, nodes, shards int) (*c
 			for _, s := range cl.Shards {
 				ok = ok && s.Leader != "" && len(s.Voters) == nodes
 			}
-			if ok {
+			// And leaders spread (each node leads floor or ceil of S/N), so
+			// that no shard is handed over right after we say "ready".
+			least, most := shards, 0
+			for _, n := range cl.Nodes {
+				least, most = min(least, len(n.Leads)), max(most, len(n.Leads))
+			}
+			if ok && len(cl.Nodes) == nodes && most-least <= 1 {
 				return &cl, nil
 			}
-			last = "waiting for every shard to have a leader and every node to join"
+			last = "waiting for every shard to have a leader, every node to join and leaders to spread"
 		} else if err != nil {
 			last = err.Error()
 		}
