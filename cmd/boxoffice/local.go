@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"boxoffice/httpapi"
+	"boxoffice/payment"
 )
 
 type localFlags struct {
@@ -30,6 +32,7 @@ type localFlags struct {
 	shards   int
 	demo     string
 	seats    int
+	sim      payment.SimConfig
 }
 
 func localCmd() *cobra.Command {
@@ -53,6 +56,10 @@ Ctrl-C stops every node cleanly.`,
 	fl.IntVar(&f.shards, "shards", 4, "number of shards")
 	fl.StringVar(&f.demo, "demo-event", "demo-arena", "id of the demo event ('' for none)")
 	fl.IntVar(&f.seats, "demo-seats", 100_000, "seats of the demo event (a multiple of 5,000)")
+	f.sim = payment.DefaultSimConfig()
+	fl.DurationVar(&f.sim.LatencyMedian, "payment-latency", f.sim.LatencyMedian, "simulated gateway: median latency of a call")
+	fl.Float64Var(&f.sim.DeclineRate, "payment-decline-rate", 0, "simulated gateway: share of charges declined")
+	fl.Float64Var(&f.sim.TimeoutRate, "payment-timeout-rate", 0, "simulated gateway: share of charges made whose answer is lost")
 	return c
 }
 
@@ -89,6 +96,20 @@ func runLocal(ctx context.Context, f localFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// One simulated payment gateway for every node, as a real provider is:
+	// a new leader's look-ups see the charges an old one made.
+	sim, err := payment.NewSim(f.sim)
+	if err != nil {
+		return err
+	}
+	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	gateway := "http://" + gln.Addr().String()
+	gsrv := &http.Server{Handler: payment.SimServer(sim), ReadHeaderTimeout: 10 * time.Second}
+	go gsrv.Serve(gln)
+	defer gsrv.Close()
 	httpAddr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", f.httpBase+i) }
 	var procs []*exec.Cmd
 	stopAll := func() {
@@ -110,7 +131,7 @@ func runLocal(ctx context.Context, f localFlags, out io.Writer) error {
 		dir := filepath.Join(f.dataDir, id)
 		args := []string{"serve", "--id", id, "--data-dir", dir,
 			"--http-addr", httpAddr(i), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", f.raftBase+i),
-			"--shards", fmt.Sprint(f.shards)}
+			"--shards", fmt.Sprint(f.shards), "--payment-gateway", gateway}
 		switch {
 		case i == 0:
 			args = append(args, "--bootstrap")
@@ -149,6 +170,7 @@ func runLocal(ctx context.Context, f localFlags, out io.Writer) error {
 			return err
 		}
 	}
+	fmt.Fprintf(out, "simulated payment gateway, shared by the nodes: %s (median latency %v)\n", gateway, f.sim.LatencyMedian)
 	printLocal(out, f, cl, admin, buyer, httpAddr)
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping the nodes ...")

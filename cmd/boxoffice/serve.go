@@ -72,7 +72,7 @@ A restarted node needs neither: it resumes from its data dir.`,
 	fl.StringVar(&f.authSecret, "auth-secret", env("BOXOFFICE_AUTH_SECRET", ""), "HS256 secret for bearer tokens, the same on every node (≥ 16 bytes)")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", raftnode.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make a shard take a new one")
 	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", raftnode.DefaultConfig().SnapshotInterval, "how often a shard checks whether to snapshot")
-	fl.StringVar(&f.gateway, "payment-gateway", env("BOXOFFICE_PAYMENT_GATEWAY", "sim"), "sim (simulated, in this process) or stripe")
+	fl.StringVar(&f.gateway, "payment-gateway", env("BOXOFFICE_PAYMENT_GATEWAY", "sim"), "sim (simulated, in this process), stripe, or the http://host:port of a shared simulated gateway (as local runs)")
 	fl.StringVar(&f.stripeKey, "stripe-key", env("BOXOFFICE_STRIPE_KEY", ""), "Stripe secret key, for --payment-gateway stripe")
 	fl.StringVar(&f.stripeURL, "stripe-url", env("BOXOFFICE_STRIPE_URL", ""), "Stripe API address (empty: Stripe's; or a stripe-mock)")
 	f.sim = payment.DefaultSimConfig()
@@ -218,7 +218,10 @@ func newGateway(f serveFlags, logger *slog.Logger) (boxoffice.PaymentGateway, er
 		cfg.Logger = logger
 		return payment.NewStripe(cfg)
 	}
-	return nil, fmt.Errorf("--payment-gateway must be sim or stripe, not %q", f.gateway)
+	if strings.HasPrefix(f.gateway, "http://") || strings.HasPrefix(f.gateway, "https://") {
+		return payment.NewHTTPGateway(f.gateway, payment.DefaultConfig().CallTimeout)
+	}
+	return nil, fmt.Errorf("--payment-gateway must be sim, stripe or http://host:port, not %q", f.gateway)
 }
 
 // shutdown stops the node in order: refuse new HTTP work and drain open
