@@ -14,6 +14,7 @@ const (
 	CodeInvalidArgument   Code = "invalid_argument"
 	CodeEventNotFound     Code = "event_not_found"
 	CodeEventExists       Code = "event_exists"
+	CodeConflict          Code = "conflict"
 	CodeSeatNotFound      Code = "seat_not_found"
 	CodeSeatUnavailable   Code = "seat_unavailable"
 	CodeBuyerLimit        Code = "buyer_limit_exceeded"
@@ -43,7 +44,7 @@ const (
 // Codes lists every code, for documentation and tests.
 func Codes() []Code {
 	return []Code{
-		CodeInvalidArgument, CodeEventNotFound, CodeEventExists, CodeSeatNotFound, CodeSeatUnavailable,
+		CodeInvalidArgument, CodeEventNotFound, CodeEventExists, CodeConflict, CodeSeatNotFound, CodeSeatUnavailable,
 		CodeBuyerLimit, CodeHoldNotFound, CodeHoldExpired, CodeHoldNotActive, CodeOrderNotFound,
 		CodeOrderNotActive, CodeHoldExtendLimit, CodeLayoutShrink, CodeForbidden, CodeUnauthorized,
 		CodeNotFound, CodeMethodNotAllowed, CodeBodyTooLarge, CodeNotLeader, CodeNoLeader,

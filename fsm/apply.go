@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -213,6 +214,9 @@ func (a *applier) updateEvent(c *UpdateEvent) (Result, error) {
 	}
 	if ei == nil {
 		return reject(boxoffice.CodeEventNotFound, "event %q", ev.ID)
+	}
+	if c.Base != nil && !bytes.Equal(c.Base, EventHash(ei.ev)) {
+		return reject(boxoffice.CodeConflict, "event %q changed since the update read it", ev.ID)
 	}
 	old := ei.ev.Venue.Sections
 	keeps := len(ev.Venue.Sections) >= len(old) && slices.Equal(ev.Venue.Sections[:len(old)], old)

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"crypto/sha256"
 	"fmt"
 
 	"boxoffice"
@@ -65,7 +66,21 @@ type CreateEvent struct{ Event boxoffice.Event }
 // UpdateEvent replaces an event's descriptive fields, categories, limits and
 // venue. A venue may change freely while no seat is taken; after that, only
 // by appending sections, so that no held or sold seat changes its id.
-type UpdateEvent struct{ Event boxoffice.Event }
+//
+// Base, if set, is the EventHash of the event the update was computed from
+// (a partial update read it, changed some fields and sends the whole): the
+// update is rejected with conflict if the event has changed since, so that
+// concurrent partial updates never undo each other.
+type UpdateEvent struct {
+	Event boxoffice.Event
+	Base  []byte
+}
+
+// EventHash identifies an event's content, for UpdateEvent.Base.
+func EventHash(e *boxoffice.Event) []byte {
+	sum := sha256.Sum256(encodeEventValue(e))
+	return sum[:16]
+}
 
 // Hold takes all of Seats for Buyer, or none of them.
 type Hold struct {
@@ -214,8 +229,17 @@ func (c *RefundDone) decode(r *reader)       { c.Order = r.str(); c.RefundRef = 
 
 func (c *CreateEvent) encode(w *writer) { encodeEvent(w, &c.Event) }
 func (c *CreateEvent) decode(r *reader) { decodeEvent(r, &c.Event) }
-func (c *UpdateEvent) encode(w *writer) { encodeEvent(w, &c.Event) }
-func (c *UpdateEvent) decode(r *reader) { decodeEvent(r, &c.Event) }
+func (c *UpdateEvent) encode(w *writer) {
+	encodeEvent(w, &c.Event)
+	w.bytes(c.Base)
+}
+
+func (c *UpdateEvent) decode(r *reader) {
+	decodeEvent(r, &c.Event)
+	if c.Base = r.bytes(); len(c.Base) == 0 {
+		c.Base = nil
+	}
+}
 
 func (c *Hold) encode(w *writer) {
 	w.str(c.Event)

@@ -63,8 +63,9 @@ func (a *applier) idempotent(c *Idempotent) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if boxoffice.CodeOf(res.Err) == boxoffice.CodeSeatUnavailable {
-		// Intended: a conflict is not an answer to remember. It changed
+	if c := boxoffice.CodeOf(res.Err); c == boxoffice.CodeSeatUnavailable || c == boxoffice.CodeConflict {
+		// Intended: a conflict (a seat taken, an event changed under a
+		// partial update) is not an answer to remember. It changed
 		// nothing, and the same request may succeed when retried (a
 		// best-available hold picks other seats; a seat may be freed), so
 		// the key stays unused. Every other result, success or rejection,

@@ -75,6 +75,12 @@ type Store struct {
 
 	events eventCache
 	kv     kvCache // the applier's; see cache.go
+
+	// snaps counts snapshots still open: Raft may be writing one out on its
+	// snapshot goroutine while it asks the FSM goroutine to Restore another
+	// (a follower receiving InstallSnapshot). Restore waits for them, since
+	// Pebble cannot close under an open snapshot.
+	snaps sync.WaitGroup
 }
 
 // Open opens (or creates) the store in cfg.Dir, finishing a restore that a
@@ -289,20 +295,30 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	if s.db == nil {
 		return nil, errClosed
 	}
-	return &Snapshot{snap: s.db.NewSnapshot(), applied: s.applied.Load()}, nil
+	s.snaps.Add(1)
+	return &Snapshot{snap: s.db.NewSnapshot(), applied: s.applied.Load(), done: s.snaps.Done}, nil
 }
 
 // Snapshot is a point-in-time view of a store that can be streamed.
 type Snapshot struct {
 	snap    *pebble.Snapshot
 	applied uint64
+	done    func()
+	once    sync.Once
 }
 
 // AppliedIndex is the applied index the snapshot reflects.
 func (sn *Snapshot) AppliedIndex() uint64 { return sn.applied }
 
 // Close releases the snapshot.
-func (sn *Snapshot) Close() error { return sn.snap.Close() }
+func (sn *Snapshot) Close() error {
+	var err error
+	sn.once.Do(func() {
+		err = sn.snap.Close()
+		sn.done()
+	})
+	return err
+}
 
 // WriteTo streams the snapshot: a header, every key and value, and a
 // trailer with a checksum.
@@ -352,12 +368,16 @@ func (s *Store) Restore(r io.Reader) error {
 		return err
 	}
 
+	// Snapshots of the old store that Raft is still writing out must end
+	// first. (They need nothing of the FSM goroutine we are on.)
+	s.snaps.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.db.Close(); err != nil {
+	err = s.db.Close()
+	s.db = nil
+	if err != nil {
 		return err
 	}
-	s.db = nil
 	if err := os.Rename(s.cfg.Dir, s.cfg.Dir+".old"); err != nil {
 		return fmt.Errorf("restore: move old store: %w", err)
 	}

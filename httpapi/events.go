@@ -269,26 +269,37 @@ func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 	}
 	shard := s.node.ShardOfEvent(id)
 	s.write(ctx, shard, func(cctx context.Context) error {
-		cur, err := s.node.Store(shard).Event(id)
-		if err != nil {
-			return err
+		// Read, patch, and propose the whole event on condition that it is
+		// still the one read: a concurrent PATCH (or a leader whose replica
+		// trails) makes it a conflict, and we read again.
+		for attempt := 1; ; attempt++ {
+			cur, err := s.node.Store(shard).Event(id)
+			if err != nil {
+				return err
+			}
+			if p.Role != RoleAdmin && cur.Organiser != p.Subject {
+				return boxoffice.Errorf(boxoffice.CodeForbidden, "event %q belongs to another organiser", id)
+			}
+			ev, err := in.apply(*cur)
+			if err != nil {
+				return err
+			}
+			res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.UpdateEvent{Event: ev, Base: fsm.EventHash(cur)})
+			if boxoffice.CodeOf(err) == boxoffice.CodeConflict && attempt < patchAttemptsMax {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			s.setIndex(ctx, shard)
+			writeJSON(ctx, 200, eventOut(res.Event))
+			return nil
 		}
-		if p.Role != RoleAdmin && cur.Organiser != p.Subject {
-			return boxoffice.Errorf(boxoffice.CodeForbidden, "event %q belongs to another organiser", id)
-		}
-		ev, err := in.apply(*cur)
-		if err != nil {
-			return err
-		}
-		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.UpdateEvent{Event: ev})
-		if err != nil {
-			return err
-		}
-		s.setIndex(ctx, shard)
-		writeJSON(ctx, 200, eventOut(res.Event))
-		return nil
 	})
 }
+
+// patchAttemptsMax bounds the read-patch-propose rounds of one PATCH.
+const patchAttemptsMax = 8
 
 func (s *Server) getEvent(ctx *fasthttp.RequestCtx, id string) {
 	if !validPathID(ctx, "event", id) {

@@ -34,6 +34,7 @@ var statusOf = map[boxoffice.Code]int{
 	boxoffice.CodeNotFound:          http.StatusNotFound,
 	boxoffice.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 	boxoffice.CodeEventExists:       http.StatusConflict,
+	boxoffice.CodeConflict:          http.StatusConflict,
 	boxoffice.CodeSeatUnavailable:   http.StatusConflict,
 	boxoffice.CodeBuyerLimit:        http.StatusConflict,
 	boxoffice.CodeHoldNotActive:     http.StatusConflict,
