@@ -78,7 +78,7 @@ func (f *forwarder) forward(ctx *fasthttp.RequestCtx, addr string) (retry bool, 
 	err = f.client(addr).DoTimeout(req, resp, f.timeout)
 	if err != nil {
 		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, fasthttp.ErrNoFreeConns) {
+		if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, fasthttp.ErrDialTimeout) {
 			return true, err
 		}
 		writeProblem(ctx, boxoffice.CodeUnavailable, "the leader did not answer; the outcome of this write is unknown")

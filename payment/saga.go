@@ -168,7 +168,18 @@ func (c *Checkout) Purchase(ctx context.Context, shard int, hold, buyer, payment
 		return res, err
 	}
 	if o.State == boxoffice.OrderPending {
-		c.drive(ctx, shard, o)
+		// The saga goes on if the buyer stops waiting (ctx ends): the
+		// answer is then payment_unknown, and a retry with the same key
+		// finds the outcome.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.drive(context.Background(), shard, o)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
 		if o, err = c.node.Store(shard).Order(o.ID); err != nil {
 			return res, err
 		}
