@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -310,6 +311,7 @@ func printLocal(out io.Writer, f localFlags, cl *clusterView, admin, buyer strin
 	}
 	fmt.Fprintln(out)
 	for _, s := range cl.Shards {
+		slices.Sort(s.Voters)
 		fmt.Fprintf(out, "  shard %d: leader %s, voters %v\n", s.ID, s.Leader, s.Voters)
 	}
 	a := httpAddr(0)
