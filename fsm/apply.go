@@ -90,6 +90,8 @@ func (a *applier) apply(c Command) (Result, error) {
 		return a.checkoutFail(c)
 	case *RefundDone:
 		return a.refundDone(c)
+	case *VerifyDone:
+		return Result{}, a.del(key(tagVerify, c.Order))
 	}
 	return Result{}, fmt.Errorf("no handler for command type %d", c.Type())
 }

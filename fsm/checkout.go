@@ -191,9 +191,15 @@ func (a *applier) checkoutComplete(c *CheckoutComplete) (Result, error) {
 	return Result{Order: o, Hold: h}, nil
 }
 
+// VerifyMsMax bounds the watch for a late charge.
+const VerifyMsMax = 24 * 60 * 60 * 1000
+
 // refundDue fails an order that was charged but cannot be sold, and records
 // that its charge must be refunded.
 func (a *applier) refundDue(o *boxoffice.Order, h *boxoffice.Hold, chargeRef, reason string) (Result, error) {
+	if err := a.del(key(tagVerify, o.ID)); err != nil { // the late charge arrived
+		return Result{}, err
+	}
 	o.State = boxoffice.OrderFailed
 	o.PaymentRef = chargeRef
 	o.FailReason = reason
@@ -209,6 +215,9 @@ func (a *applier) refundDue(o *boxoffice.Order, h *boxoffice.Hold, chargeRef, re
 func (a *applier) checkoutFail(c *CheckoutFail) (Result, error) {
 	if len(c.Reason) > boxoffice.NameLenMax {
 		return reject(boxoffice.CodeInvalidArgument, "reason is longer than %d bytes", boxoffice.NameLenMax)
+	}
+	if c.VerifyMs < 0 || c.VerifyMs > VerifyMsMax {
+		return reject(boxoffice.CodeInvalidArgument, "verify window must be 0..%d ms", VerifyMsMax)
 	}
 	o, h, ei, err := a.checkoutOrder(c.Order)
 	if err != nil {
@@ -226,6 +235,13 @@ func (a *applier) checkoutFail(c *CheckoutFail) (Result, error) {
 	}
 	if err := a.del(key(tagCheckout, o.ID)); err != nil {
 		return Result{}, err
+	}
+	if c.VerifyMs > 0 {
+		w := writer{}
+		w.varint(a.nowMs + c.VerifyMs)
+		if err := a.set(key(tagVerify, o.ID), w.b); err != nil {
+			return Result{}, err
+		}
 	}
 	o.State = boxoffice.OrderFailed
 	o.FailReason = c.Reason

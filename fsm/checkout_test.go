@@ -214,3 +214,39 @@ func TestCheckoutRejectsBadSteps(t *testing.T) {
 		assert.Equal(t, boxoffice.CodeOrderNotFound, boxoffice.CodeOf(e.one(c).Err), "%#v", c)
 	}
 }
+
+// A checkout failed because no charge was found may still be charged by a
+// slow gateway: it is watched, and a late CheckoutComplete makes the charge
+// due for refund and ends the watch.
+func TestFailedCheckoutIsWatchedForALateCharge(t *testing.T) {
+	e := newCheckoutEnv(t)
+	h := e.hold("u1", "A-1-1")
+	o := e.begin(h, 30_000)
+	r := e.one(&CheckoutFail{Order: o.ID, Reason: "no charge found", VerifyMs: 600_000})
+	require.NoError(t, r.Err)
+	w, err := e.s.PendingVerifications(10)
+	require.NoError(t, err)
+	require.Len(t, w, 1)
+	assert.Equal(t, o.ID, w[0].Order.ID)
+	assert.Equal(t, e.now+600_000, w[0].UntilMs)
+
+	r = e.one(&CheckoutComplete{Order: o.ID, ChargeRef: "pi_late"})
+	require.NoError(t, r.Err)
+	assert.Equal(t, boxoffice.OrderFailed, r.Order.State)
+	w, err = e.s.PendingVerifications(10)
+	require.NoError(t, err)
+	assert.Empty(t, w, "the late charge ended the watch")
+	refunds, err := e.s.PendingRefunds(10)
+	require.NoError(t, err)
+	require.Len(t, refunds, 1)
+
+	// Without a late charge, the leader ends the watch.
+	h2 := e.hold("u2", "A-1-2")
+	o2 := e.begin(h2, 30_000)
+	require.NoError(t, e.one(&CheckoutFail{Order: o2.ID, Reason: "no charge found", VerifyMs: 1000}).Err)
+	require.NoError(t, e.one(&VerifyDone{Order: o2.ID}).Err)
+	w, err = e.s.PendingVerifications(10)
+	require.NoError(t, err)
+	assert.Empty(t, w)
+	assert.Equal(t, boxoffice.CodeInvalidArgument, boxoffice.CodeOf(e.one(&CheckoutFail{Order: o2.ID, VerifyMs: -1}).Err))
+}

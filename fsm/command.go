@@ -50,6 +50,7 @@ const (
 	TypeComplete    Type = 14
 	TypeFail        Type = 15
 	TypeRefundDone  Type = 16
+	TypeVerifyDone  Type = 17
 )
 
 // Command is one state change. Each concrete type below is one command.
@@ -166,10 +167,19 @@ type CheckoutComplete struct {
 
 // CheckoutFail records that nothing was charged: the order fails and its
 // hold is active again (until its own expiry).
+//
+// VerifyMs > 0 says the failure rests on a look-up that found no charge,
+// which a slow gateway might still make: the order is kept on a list the
+// leader looks up again until VerifyMs has passed, so that a late charge is
+// still refunded (CheckoutComplete of a failed order) rather than kept.
 type CheckoutFail struct {
-	Order  string
-	Reason string
+	Order    string
+	Reason   string
+	VerifyMs int64
 }
+
+// VerifyDone ends the watch for a late charge of a failed order.
+type VerifyDone struct{ Order string }
 
 // RefundDone records the refund of an order whose refund was due.
 type RefundDone struct {
@@ -205,6 +215,7 @@ func (CheckoutBegin) Type() Type    { return TypeCheckout }
 func (CheckoutComplete) Type() Type { return TypeComplete }
 func (CheckoutFail) Type() Type     { return TypeFail }
 func (RefundDone) Type() Type       { return TypeRefundDone }
+func (VerifyDone) Type() Type       { return TypeVerifyDone }
 
 func (c *CheckoutBegin) encode(w *writer) {
 	w.str(c.Hold)
@@ -222,10 +233,16 @@ func (c *CheckoutBegin) decode(r *reader) {
 
 func (c *CheckoutComplete) encode(w *writer) { w.str(c.Order); w.str(c.ChargeRef) }
 func (c *CheckoutComplete) decode(r *reader) { c.Order = r.str(); c.ChargeRef = r.str() }
-func (c *CheckoutFail) encode(w *writer)     { w.str(c.Order); w.str(c.Reason) }
-func (c *CheckoutFail) decode(r *reader)     { c.Order = r.str(); c.Reason = r.str() }
-func (c *RefundDone) encode(w *writer)       { w.str(c.Order); w.str(c.RefundRef) }
-func (c *RefundDone) decode(r *reader)       { c.Order = r.str(); c.RefundRef = r.str() }
+func (c *CheckoutFail) encode(w *writer)     { w.str(c.Order); w.str(c.Reason); w.varint(c.VerifyMs) }
+func (c *CheckoutFail) decode(r *reader) {
+	c.Order = r.str()
+	c.Reason = r.str()
+	c.VerifyMs = r.varint()
+}
+func (c *VerifyDone) encode(w *writer) { w.str(c.Order) }
+func (c *VerifyDone) decode(r *reader) { c.Order = r.str() }
+func (c *RefundDone) encode(w *writer) { w.str(c.Order); w.str(c.RefundRef) }
+func (c *RefundDone) decode(r *reader) { c.Order = r.str(); c.RefundRef = r.str() }
 
 func (c *CreateEvent) encode(w *writer) { encodeEvent(w, &c.Event) }
 func (c *CreateEvent) decode(r *reader) { decodeEvent(r, &c.Event) }
@@ -402,6 +419,8 @@ func newCommand(t Type) Command {
 		return &CheckoutFail{}
 	case TypeRefundDone:
 		return &RefundDone{}
+	case TypeVerifyDone:
+		return &VerifyDone{}
 	}
 	return nil
 }

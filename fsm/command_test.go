@@ -37,6 +37,8 @@ func sampleCommands() []Command {
 		&CheckoutBegin{Hold: "h_0.1.0", Buyer: "u1", PaymentMethod: "pm_card_visa", LeaseMs: 120_000},
 		&CheckoutComplete{Order: "o_0.2.0", ChargeRef: "pi_1"},
 		&CheckoutFail{Order: "o_0.2.0", Reason: "declined"},
+		&CheckoutFail{Order: "o_0.2.0", Reason: "lease ended", VerifyMs: 600_000},
+		&VerifyDone{Order: "o_0.2.0"},
 		&RefundDone{Order: "o_0.2.0", RefundRef: "re_1"},
 		&Idempotent{Subject: "u1", Key: "k-1", Hash: bytes.Repeat([]byte{7}, IdempotencyHashLen),
 			Command: &Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1"}, TTLSeconds: 0}},
@@ -57,7 +59,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		require.Equal(t, append([]byte("prefix"), b...), AppendCommand([]byte("prefix"), c))
 		types[c.Type()] = true
 	}
-	for ty := TypeCreateEvent; ty <= TypeRefundDone; ty++ {
+	for ty := TypeCreateEvent; ty <= TypeVerifyDone; ty++ {
 		require.True(t, types[ty], "no sample of type %d", ty)
 	}
 }
@@ -118,7 +120,7 @@ func TestDecodeCommandRejects(t *testing.T) {
 			require.ErrorContains(t, err, "unknown version", "%s with version %d", name, v)
 		}
 	}
-	for _, ty := range []byte{0, 17, 200, 255} {
+	for _, ty := range []byte{0, 18, 200, 255} {
 		_, err := DecodeCommand([]byte{commandVersion, ty, 0, 0, 0})
 		require.ErrorContains(t, err, "unknown type", "type %d", ty)
 	}

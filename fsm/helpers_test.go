@@ -359,6 +359,13 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("node %s raft=%s http=%s", n.ID, n.RaftAddr, n.HTTPAddr), nil
+	case tagVerify:
+		r := reader{b: v}
+		until := r.varint()
+		if err := r.done("verify"); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("watch-late-charge %s until=%d", k[1:], until), nil
 	case tagCheckout, tagRefund:
 		if len(v) != 0 {
 			return "", fmt.Errorf("bad checkout/refund marker")
@@ -414,6 +421,7 @@ func checkInvariants(t testing.TB, s *Store) {
 	ordersBy := map[string]bool{}        // buyer/order
 	checkouts := map[string]bool{}       // order: checkout in flight
 	refunds := map[string]bool{}         // order: refund due
+	watched := map[string]bool{}         // order: failed, watched for a late charge
 	idems := map[string]*idemRecord{}    // subject NUL key
 	idemAges := map[string][]int64{}     // subject NUL key -> createdAtMs of its age entries
 	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
@@ -457,6 +465,8 @@ func checkInvariants(t testing.TB, s *Store) {
 			checkouts[string(k[1:])] = true
 		case tagRefund:
 			refunds[string(k[1:])] = true
+		case tagVerify:
+			watched[string(k[1:])] = true
 		case tagIdem:
 			var rec *idemRecord
 			if rec, err = decodeIdem(v); err == nil {
@@ -599,6 +609,11 @@ func checkInvariants(t testing.TB, s *Store) {
 	}
 	for id := range refunds {
 		require.Contains(t, orders, id, "refund index names missing order %s", id)
+	}
+	for id := range watched {
+		o := orders[id]
+		require.NotNil(t, o, "late-charge watch names missing order %s", id)
+		require.True(t, o.State == boxoffice.OrderFailed && o.PaymentRef == "", "late-charge watch of %s order %s with charge %q", o.State, id, o.PaymentRef)
 	}
 	require.Equal(t, wantSold, buyerSold, "per-buyer sold counts")
 	for k := range ordersBy {

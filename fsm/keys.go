@@ -18,6 +18,7 @@ import "encoding/binary"
 //	n <node>                           → cluster member
 //	k <order>                          → checkout in flight (order pending)
 //	r <order>                          → refund in flight (order cancelled, or failed after a charge)
+//	v <order>                          → failed checkout watched for a late charge: until (ms)
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
 const (
@@ -34,6 +35,7 @@ const (
 	tagIdem       = 'i'
 	tagCheckout   = 'k'
 	tagRefund     = 'r'
+	tagVerify     = 'v'
 	tagIdemAge    = 'I'
 	keyAppliedStr = "mapplied"
 )

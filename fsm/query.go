@@ -266,6 +266,40 @@ func (s *Store) ordersUnder(tag byte, limit int) ([]*boxoffice.Order, error) {
 	return out, nil
 }
 
+// Watched is a failed checkout whose late charge the leader still looks for.
+type Watched struct {
+	Order   *boxoffice.Order
+	UntilMs int64
+}
+
+// PendingVerifications lists failed checkouts watched for a late charge.
+func (s *Store) PendingVerifications(limit int) ([]Watched, error) {
+	var out []Watched
+	var ids []string
+	var until []int64
+	err := s.scan([]byte{tagVerify}, []byte{tagVerify + 1}, func(k, v []byte) (bool, error) {
+		r := reader{b: v}
+		u := r.varint()
+		if err := r.done("verify"); err != nil {
+			return false, err
+		}
+		ids = append(ids, string(k[1:]))
+		until = append(until, u)
+		return len(ids) < limit, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range ids {
+		o, err := s.Order(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Watched{Order: o, UntilMs: until[i]})
+	}
+	return out, nil
+}
+
 // Nodes lists the cluster members this shard knows, in id order.
 func (s *Store) Nodes() ([]boxoffice.Node, error) {
 	var out []boxoffice.Node

@@ -56,6 +56,10 @@ type Config struct {
 	RecoveryInterval time.Duration
 	// RecoveryBatch bounds the checkouts and refunds resolved per round.
 	RecoveryBatch int
+	// VerifyWindow is how long a checkout that recovery failed (its charge
+	// not found after the lease) is still looked up, in case a slow gateway
+	// makes the charge late: such a charge is then refunded.
+	VerifyWindow time.Duration
 	Logger        *slog.Logger
 	// StepHook, if set, is called after each step of a purchase on this
 	// node ("begun", "charged", "completed") with the order id: tests stop
@@ -72,6 +76,7 @@ func DefaultConfig() Config {
 		LookupAttempts:   3,
 		RecoveryInterval: time.Second,
 		RecoveryBatch:    256,
+		VerifyWindow:     10 * time.Minute,
 	}
 }
 
@@ -89,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.RecoveryInterval <= 0 || c.RecoveryBatch < 1 || c.RecoveryBatch > 10_000 {
 		errs = append(errs, errors.New("payment: RecoveryInterval must be positive, RecoveryBatch 1..10000"))
+	}
+	if c.VerifyWindow <= 0 || c.VerifyWindow.Milliseconds() > fsm.VerifyMsMax {
+		errs = append(errs, fmt.Errorf("payment: VerifyWindow must be in (0, %d ms]", fsm.VerifyMsMax))
 	}
 	return errors.Join(errs...)
 }
@@ -273,7 +281,7 @@ func (c *Checkout) drive(ctx context.Context, shard int, o *boxoffice.Order) {
 		c.complete(shard, o, ch.Ref)
 		c.hook(o.ID, "completed")
 	case errors.Is(err, boxoffice.ErrPaymentDeclined):
-		c.fail(shard, o, "declined")
+		c.fail(shard, o, "declined", 0)
 	default:
 		c.log.Warn("checkout: payment outcome unknown; recovery will resolve it", "order", o.ID, "err", err)
 	}
@@ -307,8 +315,8 @@ func (c *Checkout) complete(shard int, o *boxoffice.Order, chargeRef string) {
 	}
 }
 
-func (c *Checkout) fail(shard int, o *boxoffice.Order, reason string) {
-	if _, err := c.step(shard, &fsm.CheckoutFail{Order: o.ID, Reason: reason}); err != nil {
+func (c *Checkout) fail(shard int, o *boxoffice.Order, reason string, verify time.Duration) {
+	if _, err := c.step(shard, &fsm.CheckoutFail{Order: o.ID, Reason: reason, VerifyMs: verify.Milliseconds()}); err != nil {
 		c.log.Warn("checkout: fail", "order", o.ID, "err", err)
 	}
 }
@@ -373,6 +381,32 @@ func (c *Checkout) Recover() {
 		for _, o := range refunds {
 			c.refund(shard, o)
 		}
+		watched, err := st.PendingVerifications(c.cfg.RecoveryBatch)
+		if err != nil {
+			c.log.Warn("recover: list late-charge watches", "shard", shard, "err", err)
+			continue
+		}
+		for _, w := range watched {
+			c.verify(shard, w)
+		}
+	}
+}
+
+// verify looks up a failed checkout's charge once more: a charge made late
+// is completed, which records it as due for refund; past the watch, the
+// watch ends.
+func (c *Checkout) verify(shard int, w fsm.Watched) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CallTimeout)
+	ch, err := c.gw.Lookup(ctx, w.Order.ID)
+	cancel()
+	switch {
+	case err == nil:
+		c.log.Warn("checkout: a charge arrived after its checkout failed; refunding it", "order", w.Order.ID, "charge", ch.Ref)
+		c.complete(shard, w.Order, ch.Ref)
+	case errors.Is(err, boxoffice.ErrNotFound) && time.Now().UnixMilli() > w.UntilMs:
+		if _, err := c.step(shard, &fsm.VerifyDone{Order: w.Order.ID}); err != nil {
+			c.log.Warn("checkout: end late-charge watch", "order", w.Order.ID, "err", err)
+		}
 	}
 }
 
@@ -397,7 +431,7 @@ func (c *Checkout) recoverCheckout(shard int, o *boxoffice.Order) {
 	case errors.Is(err, boxoffice.ErrNotFound) && time.Now().After(leaseEnd.Add(c.cfg.Margin)):
 		mine, done := c.claim(o.ID)
 		if mine {
-			c.fail(shard, o, "not charged before the checkout's lease ended")
+			c.fail(shard, o, "not charged before the checkout's lease ended", c.cfg.VerifyWindow)
 			c.release(o.ID, done)
 		}
 	case errors.Is(err, boxoffice.ErrNotFound):

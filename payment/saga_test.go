@@ -429,3 +429,48 @@ func TestFaultMatrix(t *testing.T) {
 		}
 	}
 }
+
+// Recovery fails a checkout whose charge it cannot find once the lease has
+// ended; if a slow gateway makes the charge after all, the watch that
+// follows finds it and refunds it: a charge never ends as nothing.
+func TestLateChargeAfterFailureIsRefunded(t *testing.T) {
+	// Every charge request is lost on its way; look-ups answer: not found.
+	g, err := payment.NewSim(payment.SimConfig{LatencyMedian: time.Millisecond, LostRate: 1, Seed: 10})
+	require.NoError(t, err)
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2, Gateway: g, TunePayment: func(cfg *payment.Config) {
+		cfg.Lease = 3 * time.Second
+		cfg.Margin = time.Second
+		cfg.CallTimeout = time.Second
+		cfg.RecoveryInterval = 50 * time.Millisecond
+	}})
+	e := &sagaEnv{t: t, c: c, sim: g}
+	code, body := c.Do(c.Members[0], "POST", "/v1/events", testcluster.Token("org", httpapi.RoleOrganiser), testcluster.Event("pay-1", 1, 5, 5))
+	require.Equal(t, 201, code, "%s", body)
+	m := c.Leader(shardOfPay1)
+	h := e.hold(m, "u1", "A-1-1")
+	code, body = e.purchase(m, "u1", h, "k1", "pm_card_visa")
+	require.Equal(t, 503, code, "%s", body)
+
+	// The lease ends with no charge found: recovery fails the order.
+	var orderID string
+	require.Eventually(t, func() bool {
+		l := c.Leader(shardOfPay1)
+		w, _ := l.Node.Store(shardOfPay1).PendingVerifications(10)
+		if len(w) == 1 {
+			orderID = w[0].Order.ID
+		}
+		return len(w) == 1
+	}, 20*time.Second, 20*time.Millisecond, "the checkout was never failed and watched")
+	assert.Equal(t, "failed", e.order(orderID).State)
+
+	// The gateway makes the charge late after all.
+	require.NoError(t, g.SetConfig(payment.SimConfig{LatencyMedian: time.Millisecond, Seed: 10}))
+	_, err = g.Charge(t.Context(), orderID, 5000, "pm_card_visa")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return e.order(orderID).State == "refunded" }, 20*time.Second, 20*time.Millisecond,
+		"the late charge was not refunded")
+	e.settle()
+	require.Len(t, g.Charges(), 1)
+	assert.True(t, g.Charges()[0].Refunded)
+	e.audit()
+}
