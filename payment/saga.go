@@ -60,7 +60,7 @@ type Config struct {
 	// not found after the lease) is still looked up, in case a slow gateway
 	// makes the charge late: such a charge is then refunded.
 	VerifyWindow time.Duration
-	Logger        *slog.Logger
+	Logger       *slog.Logger
 	// StepHook, if set, is called after each step of a purchase on this
 	// node ("begun", "charged", "completed") with the order id: tests stop
 	// a leader at a chosen point of the saga with it.
