@@ -20,6 +20,19 @@
 // is the same with every user starting at the same instant instead of
 // arriving over Config.Ramp.
 //
+// `best-available` is onsale with users that name no seat: each holds a
+// quantity (1–4, adjacent for half of the holds) in a category (the first,
+// best one with probability Config.HotShare), and the server picks the
+// seats. A 409 seat_unavailable is a conflict: the category is sold out or
+// too fragmented for the request, so the user asks that category for one
+// seat next, and after a miss at one seat tries the other categories; when
+// every category missed it waits for the next seat map (which also tells
+// the bench when the event is sold out). `multi` runs Config.Events events
+// of Seats/Events seats at once (named <event>-0, <event>-1, …, so that they
+// hash to different shards where they can), user i buying in event i mod
+// Events with the onsale loop; the run is sold out when every event is, and
+// the invariant check runs per event.
+//
 // A buyer may own at most the event's maxSeatsPerBuyer seats (held or
 // bought), so each user buys under a series of identities: when its current
 // one is full it mints a new token (Config.Mint, the cluster's secret).
@@ -42,6 +55,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"boxoffice"
@@ -49,9 +64,14 @@ import (
 
 // Workloads.
 const (
-	WorkloadOnsale = "onsale"
-	WorkloadRush   = "rush"
+	WorkloadOnsale        = "onsale"
+	WorkloadRush          = "rush"
+	WorkloadBestAvailable = "best-available"
+	WorkloadMulti         = "multi"
 )
+
+// Workloads lists the workloads, for flags and errors.
+var Workloads = []string{WorkloadOnsale, WorkloadRush, WorkloadBestAvailable, WorkloadMulti}
 
 // Limits on a Config.
 const (
@@ -61,6 +81,7 @@ const (
 	PicksMaxMax       = 32 // boxoffice.SeatsPerHoldMax
 	RetriesPerMapMax  = 1000
 	VerifyParallelMax = 256
+	EventsMax         = 64
 	// excludedMax bounds the seats a user remembers as taken; past it the
 	// user forgets them all and waits for a newer seat map.
 	excludedMax = 256
@@ -78,8 +99,10 @@ type Config struct {
 	// over them evenly (user i starts at node i mod n), as a load balancer
 	// would spread buyers.
 	Targets []string
-	// Workload is WorkloadOnsale or WorkloadRush.
+	// Workload is one of Workloads.
 	Workload string
+	// Events is how many events multi runs at once (others run one).
+	Events int
 	// Seats is the size of the event the bench creates.
 	Seats int
 	// Users is the number of virtual users.
@@ -149,6 +172,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Workload:         WorkloadOnsale,
+		Events:           4,
 		Seats:            100_000,
 		Users:            256,
 		Duration:         2 * time.Minute,
@@ -177,8 +201,11 @@ func (c Config) Validate() error {
 	if len(c.Targets) == 0 {
 		add("Targets: at least one node URL required")
 	}
-	if c.Workload != WorkloadOnsale && c.Workload != WorkloadRush {
-		add("Workload must be %q or %q, not %q", WorkloadOnsale, WorkloadRush, c.Workload)
+	if !slices.Contains(Workloads, c.Workload) {
+		add("Workload must be one of %s, not %q", strings.Join(Workloads, ", "), c.Workload)
+	}
+	if c.Workload == WorkloadMulti && (c.Events < 1 || c.Events > EventsMax || c.Events > c.Seats) {
+		add("Events %d out of range 1..%d (and at most Seats)", c.Events, EventsMax)
 	}
 	if c.Seats < 1 || c.Seats > SeatsMax {
 		add("Seats %d out of range 1..%d", c.Seats, SeatsMax)

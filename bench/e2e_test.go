@@ -82,3 +82,82 @@ func TestOnsaleSellsOutAndChecks(t *testing.T) {
 	assert.False(t, bad.OK)
 	assert.True(t, containsPrefix(bad.Violations, "sold seat "), "%v", bad.Violations)
 }
+
+// smallRun runs workload against a fresh 3-node cluster with 32 users and
+// seats seats, bounded to 10 s of load; it must sell out, pass the
+// invariant check and render its reports.
+func smallRun(t *testing.T, workload string, seats int, tweak func(*Config)) *Result {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	cfg := DefaultConfig()
+	for _, m := range c.Members {
+		cfg.Targets = append(cfg.Targets, "http://"+m.HTTPAddr)
+	}
+	cfg.Workload = workload
+	cfg.Seats, cfg.Users = seats, 32
+	cfg.Duration = 10 * time.Second
+	cfg.Ramp = 200 * time.Millisecond
+	cfg.SeatMapMaxAge = 200 * time.Millisecond
+	cfg.Token = testcluster.AdminToken()
+	cfg.Mint = func(subject, role string) (string, error) {
+		return httpapi.MintToken(testcluster.Secret, subject, httpapi.Role(role), time.Hour)
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	require.NoError(t, err)
+	t.Logf("%s: %s after %.2f s: %d sold, %d holds, %d conflicts, errors %v",
+		workload, res.StopReason, res.LoadS, res.Sold, res.HoldsOK, res.Conflicts, res.ErrorsByCode)
+	require.True(t, res.SoldOut, "not sold out: %s, %d sold", res.StopReason, res.Sold)
+	require.True(t, res.Check.OK, "violations: %v", res.Check.Violations)
+	assert.True(t, res.Check.Conclusive, "unresolved: %v", res.Check.Unresolved)
+	assert.Equal(t, int64(seats), res.Sold)
+	assert.Equal(t, seats, res.Check.SeatsSold)
+	assert.Equal(t, seats, res.Check.AckedSeats)
+	assert.Equal(t, res.Check.AckedOrders, res.Check.OrdersRead)
+	assert.Equal(t, res.HoldsOK, res.PurchasesOK+res.ReleasesOK, "every hold was bought or released")
+	assert.Equal(t, workload, res.Workload)
+
+	var sum, js, page bytes.Buffer
+	WriteSummary(&sum, res)
+	assert.Contains(t, sum.String(), "boxoffice bench: "+workload)
+	assert.Contains(t, sum.String(), "invariant       OK")
+	require.NoError(t, WriteJSON(&js, res))
+	var back Result
+	require.NoError(t, json.Unmarshal(js.Bytes(), &back))
+	assert.Equal(t, res.Sold, back.Sold)
+	assert.Equal(t, workload, back.Workload)
+	require.NoError(t, WriteHTML(&page, res))
+	assert.Contains(t, page.String(), workload)
+	return res
+}
+
+// TestBestAvailableSellsOutAndChecks: users hold by category and quantity.
+func TestBestAvailableSellsOutAndChecks(t *testing.T) {
+	res := smallRun(t, WorkloadBestAvailable, 1_500, nil)
+	assert.Positive(t, res.Latency["hold"].Count)
+	assert.Empty(t, res.Events)
+}
+
+// TestMultiSellsOutAndChecks: four events at once, each sold out and
+// checked on its own.
+func TestMultiSellsOutAndChecks(t *testing.T) {
+	res := smallRun(t, WorkloadMulti, 2_000, func(c *Config) { c.Events = 4 })
+	require.Len(t, res.Events, 4)
+	ids := map[string]bool{}
+	for _, e := range res.Events {
+		ids[e.ID] = true
+		assert.Equal(t, 500, e.Seats)
+		assert.Equal(t, int64(500), e.Sold)
+		assert.True(t, e.SoldOut, "%s not sold out", e.ID)
+		assert.True(t, e.CheckOK, "%s check", e.ID)
+	}
+	assert.Len(t, ids, 4)
+	assert.LessOrEqual(t, res.Events[0].SellOutS, res.SellOutS)
+}

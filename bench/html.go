@@ -190,6 +190,23 @@ func reportData(res *Result) reportView {
 		{"time limit / seed", fmt.Sprintf("%.0f s / %d", res.DurationLimitS, res.Seed)},
 		{"targets", strings.Join(res.Targets, ", ")},
 	}
+	switch res.Workload {
+	case WorkloadBestAvailable:
+		v.Config = append(v.Config, row{"holds", "by category and quantity (1–4, adjacent for half): the server picks the seats"})
+	case WorkloadMulti:
+		v.Config = append(v.Config, row{"events", fmt.Sprintf("%d at once, users spread over them", len(res.Events))})
+	}
+	for _, e := range res.Events {
+		state := "not sold out"
+		if e.SoldOut {
+			state = fmt.Sprintf("sold out in %.2f s", e.SellOutS)
+		}
+		check := "check OK"
+		if !e.CheckOK {
+			check = fmt.Sprintf("check FAILED (%d violations)", e.Violations)
+		}
+		v.Config = append(v.Config, row{e.ID, fmt.Sprintf("%s / %s seats sold, %s, %s", thousands(e.Sold), thousands(int64(e.Seats)), state, check)})
+	}
 	for _, n := range res.Notes {
 		v.Config = append(v.Config, row{"servers", n})
 	}

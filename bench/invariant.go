@@ -29,6 +29,7 @@ const (
 // HoldRecord is a hold the bench got a 201 for, and what became of it.
 type HoldRecord struct {
 	ID    string
+	Event string
 	Buyer string
 	Seats []string
 	// Start and End bracket the hold call: the hold took effect at some
@@ -46,6 +47,7 @@ type HoldRecord struct {
 // OrderRecord is a purchase the bench got a 201 for.
 type OrderRecord struct {
 	ID    string
+	Event string
 	Hold  string
 	Buyer string
 	Seats []string
@@ -57,6 +59,7 @@ type OrderRecord struct {
 // UnknownWrite is a write whose outcome the bench could not learn.
 type UnknownWrite struct {
 	Op    string   `json:"op"`
+	Event string   `json:"event"`
 	Key   string   `json:"key"`
 	Hold  string   `json:"hold,omitempty"`
 	Seats []string `json:"seats"`
@@ -68,6 +71,59 @@ type Ledger struct {
 	Holds   []HoldRecord
 	Orders  []OrderRecord
 	Unknown []UnknownWrite
+}
+
+// only returns the part of the ledger about event.
+func (l *Ledger) only(event string) *Ledger {
+	out := &Ledger{}
+	for _, h := range l.Holds {
+		if h.Event == event {
+			out.Holds = append(out.Holds, h)
+		}
+	}
+	for _, o := range l.Orders {
+		if o.Event == event {
+			out.Orders = append(out.Orders, o)
+		}
+	}
+	for _, u := range l.Unknown {
+		if u.Event == event {
+			out.Unknown = append(out.Unknown, u)
+		}
+	}
+	return out
+}
+
+// mergeChecks adds up the checks of several events (multi): it passes when
+// every one does; messages say which event they are about, and Index is
+// the highest index read.
+func mergeChecks(events []*eventRun, checks []CheckResult) CheckResult {
+	out := CheckResult{OK: true, Conclusive: true}
+	for i, c := range checks {
+		id := events[i].id
+		out.OK = out.OK && c.OK
+		out.Conclusive = out.Conclusive && c.Conclusive
+		out.Index = max(out.Index, c.Index)
+		out.SeatsFree += c.SeatsFree
+		out.SeatsHeld += c.SeatsHeld
+		out.SeatsSold += c.SeatsSold
+		out.AckedOrders += c.AckedOrders
+		out.AckedSeats += c.AckedSeats
+		out.OrdersRead += c.OrdersRead
+		out.HoldsChecked += c.HoldsChecked
+		out.ViolationCount += c.ViolationCount
+		for _, v := range c.Violations {
+			if len(out.Violations) < violationsKept {
+				out.Violations = append(out.Violations, id+": "+v)
+			}
+		}
+		for _, u := range c.Unresolved {
+			if len(out.Unresolved) < violationsKept {
+				out.Unresolved = append(out.Unresolved, id+": "+u)
+			}
+		}
+	}
+	return out
 }
 
 func (l *Ledger) merge(o *Ledger) {

@@ -22,6 +22,12 @@ func WriteSummary(w io.Writer, res *Result) {
 	for _, n := range res.Notes {
 		p("  servers         %s", n)
 	}
+	switch res.Workload {
+	case WorkloadBestAvailable:
+		p("  holds           by category and quantity (best available; the server picks the seats)")
+	case WorkloadMulti:
+		p("  events          %d at once, users spread over them", len(res.Events))
+	}
 	p("  stopped         %s after %.2f s", res.StopReason, res.LoadS)
 	if res.SoldOut {
 		p("  sell-out        %.2f s", res.SellOutS)
@@ -33,6 +39,17 @@ func WriteSummary(w io.Writer, res *Result) {
 			thousands(int64(res.HotSeats)), 100*float64(res.HotSeats)/float64(res.Seats), 100*res.HotShare, res.HotSellOutS)
 	} else {
 		p("  hot set         %s seats: %s sold, not sold out", thousands(int64(res.HotSeats)), thousands(res.HotSold))
+	}
+	for _, e := range res.Events {
+		state := "NOT sold out"
+		if e.SoldOut {
+			state = fmt.Sprintf("sold out in %.2f s", e.SellOutS)
+		}
+		check := "check OK"
+		if !e.CheckOK {
+			check = fmt.Sprintf("check FAILED (%d violations)", e.Violations)
+		}
+		p("    %-13s %s/%s seats sold, %s, %s", e.ID, thousands(e.Sold), thousands(int64(e.Seats)), state, check)
 	}
 	p("  sold            %s seats, %s seats/s", thousands(res.Sold), thousands(int64(res.SoldPerS)))
 	p("  ok ops          %s/s  (holds %s, purchases %s, releases %s)", thousands(int64(res.OkOpsPerS)),

@@ -76,10 +76,37 @@ type Result struct {
 	LoadEnd   [3]float64 `json:"loadavgEnd"`
 
 	Check CheckResult `json:"check"`
+	// Events are the events of a multi run, one by one (empty otherwise:
+	// Event is the run's one event).
+	Events []EventResult `json:"events,omitempty"`
 
 	// What the check compared, for tests.
 	ledger *Ledger
 	state  *ServerState
+}
+
+// EventResult is one event of a multi run.
+type EventResult struct {
+	ID       string  `json:"id"`
+	Seats    int     `json:"seats"`
+	Sold     int64   `json:"sold"`
+	SoldOut  bool    `json:"soldOut"`
+	SellOutS float64 `json:"sellOutSeconds"`
+	// CheckOK and Violations are the event's own invariant check.
+	CheckOK    bool `json:"checkOk"`
+	Violations int  `json:"violations"`
+}
+
+// eventResults lists the events with their checks (same order).
+func (r *runner) eventResults(checks []CheckResult) []EventResult {
+	out := make([]EventResult, len(r.events))
+	for i, e := range r.events {
+		out[i] = EventResult{ID: e.id, Seats: e.seats, Sold: e.sold.Load(), CheckOK: checks[i].OK, Violations: checks[i].ViolationCount}
+		if ns := e.soldOutAt.Load(); ns > 0 {
+			out[i].SoldOut, out[i].SellOutS = true, time.Duration(ns).Seconds()
+		}
+	}
+	return out
 }
 
 // CPUFigures is the CPU used during the load, in seconds and in cores
@@ -147,8 +174,10 @@ func (r *runner) sample(prev cpuSample) []Second {
 		last.sold, last.ok, last.att, last.conf, last.errs = s.Sold, ok, att, conf, errs
 		q := r.rec.takeInterval(opHold, 50, 99)
 		s.HoldP50Ms, s.HoldP99Ms = q[0], q[1]
-		if m := r.cache.Current(); m != nil {
-			s.FreeOnMap = len(m.Free)
+		for _, e := range r.events {
+			if m := e.cache.Current(); m != nil {
+				s.FreeOnMap += len(m.Free)
+			}
 		}
 		s.ServerCores = cores(serverDelta(prev, now), dt)
 		s.BenchCores = cores(now.self-prev.self, dt)
@@ -197,8 +226,12 @@ func (r *runner) progress(s Second) {
 func (r *runner) fill(res *Result, cpu0, cpu1 cpuSample, led *Ledger, check CheckResult) {
 	cfg := r.cfg
 	rec := r.rec
-	res.Workload, res.Event, res.Targets = cfg.Workload, r.event, cfg.Targets
-	res.Seats, res.HotSeats, res.Users = cfg.Seats, r.picker.Hot, cfg.Users
+	ids := make([]string, len(r.events))
+	for i, e := range r.events {
+		ids[i] = e.id
+	}
+	res.Workload, res.Event, res.Targets = cfg.Workload, strings.Join(ids, ","), cfg.Targets
+	res.Seats, res.HotSeats, res.Users = cfg.Seats, r.hot, cfg.Users
 	res.DurationLimitS, res.RampS = cfg.Duration.Seconds(), cfg.Ramp.Seconds()
 	if cfg.Workload == WorkloadRush {
 		res.RampS = 0
@@ -232,8 +265,11 @@ func (r *runner) fill(res *Result, cpu0, cpu1 cpuSample, led *Ledger, check Chec
 		res.RetriesPerSuccess = float64(res.Conflicts) / float64(res.HoldsOK)
 	}
 	res.Identities = rec.identities.Load()
-	res.SeatMapFetches, res.SeatMapFailures = r.cache.fetches.Load(), r.cache.fails.Load()
-	res.SeatMapAgeMaxS = time.Duration(r.cache.ageMax.Load()).Seconds()
+	for _, e := range r.events {
+		res.SeatMapFetches += e.cache.fetches.Load()
+		res.SeatMapFailures += e.cache.fails.Load()
+		res.SeatMapAgeMaxS = max(res.SeatMapAgeMaxS, time.Duration(e.cache.ageMax.Load()).Seconds())
+	}
 	res.Errors, res.ErrorsByCode = rec.errorsTotal.Load(), rec.errorsByCode()
 	res.ResolvedWrites, res.UnknownWrites = rec.resolvedWrites.Load(), led.Unknown
 	res.Latency = rec.latencies()

@@ -18,14 +18,17 @@ import (
 
 // runner is one run's shared state.
 type runner struct {
-	cfg    Config
-	runID  string
-	event  string
-	layout *boxoffice.Layout
-	picker Picker
-	cache  *seatCache
-	rec    *recorder
-	admin  *client.Client // the setup token's client
+	cfg   Config
+	runID string
+	// events are the run's events: one, or Config.Events in multi.
+	events []*eventRun
+	// hot is the size of the hot sets of every event together.
+	hot   int
+	rec   *recorder
+	admin *client.Client // the setup token's client
+	// eventsSoldOut counts the events sold out; the run is sold out when
+	// every one is.
+	eventsSoldOut atomic.Int64
 
 	start    time.Time
 	stop     chan struct{} // closed when the load ends
@@ -36,6 +39,20 @@ type runner struct {
 	soldOutAt, hotSoldOutAt atomic.Int64 // ns since start; 0: not yet
 	errMu                   sync.Mutex
 	err                     error // a user's fatal error
+}
+
+// eventRun is one event of a run and what the users need of it.
+type eventRun struct {
+	id     string
+	seats  int
+	layout *boxoffice.Layout
+	picker Picker
+	cache  *seatCache
+	// cats are the event's categories, best first (best-available).
+	cats []string
+	sold atomic.Int64
+	// soldOutAt is when the event sold out (ns since start; 0: not yet).
+	soldOutAt atomic.Int64
 }
 
 func (r *runner) stopped() bool {
@@ -66,22 +83,30 @@ func (r *runner) fail(err error) {
 	r.end("error: " + err.Error())
 }
 
-// sold counts n seats sold, hot of them in the hot set.
-func (r *runner) sold(n, hot int) {
+// sold counts n seats of ev sold, hot of them in its hot set.
+func (r *runner) sold(ev *eventRun, n, hot int) {
 	since := int64(time.Since(r.start))
-	if r.rec.sold.Add(int64(n)) >= int64(r.cfg.Seats) && r.soldOutAt.CompareAndSwap(0, since) {
-		r.end("sold out")
+	r.rec.sold.Add(int64(n))
+	if ev.sold.Add(int64(n)) >= int64(ev.seats) {
+		r.eventSoldOut(ev, since, "sold out")
 	}
-	if hot > 0 && r.rec.hotSold.Add(int64(hot)) >= int64(r.picker.Hot) {
+	if hot > 0 && r.rec.hotSold.Add(int64(hot)) >= int64(r.hot) {
 		r.hotSoldOutAt.CompareAndSwap(0, since)
+	}
+}
+
+// eventSoldOut marks ev sold out (once); when every event is, the run ends.
+func (r *runner) eventSoldOut(ev *eventRun, since int64, reason string) {
+	if ev.soldOutAt.CompareAndSwap(0, since) && r.eventsSoldOut.Add(1) >= int64(len(r.events)) && r.soldOutAt.CompareAndSwap(0, since) {
+		r.end(reason)
 	}
 }
 
 // checkSoldOut is called when a seat map shows no free seat: the event may
 // be sold out through purchases whose answers the bench did not get, so ask
 // the cluster (strong read) rather than wait for the time limit.
-func (r *runner) checkSoldOut(ctx context.Context) {
-	ev, err := r.admin.GetEvent(client.WithStrongRead(ctx), r.event)
+func (r *runner) checkSoldOut(ctx context.Context, e *eventRun) {
+	ev, err := r.admin.GetEvent(client.WithStrongRead(ctx), e.id)
 	if err != nil {
 		return
 	}
@@ -89,8 +114,8 @@ func (r *runner) checkSoldOut(ctx context.Context) {
 	for _, a := range ev.Availability {
 		sold += a.Sold
 	}
-	if sold >= r.cfg.Seats && r.soldOutAt.CompareAndSwap(0, int64(time.Since(r.start))) {
-		r.end("sold out (seen on the seat map)")
+	if sold >= e.seats {
+		r.eventSoldOut(e, int64(time.Since(r.start)), "sold out (seen on the seat map)")
 	}
 }
 
@@ -109,9 +134,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	runID := strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36*36), 36)
 	r := &runner{cfg: cfg, runID: "b" + runID, rec: newRecorder(), stop: make(chan struct{})}
-	r.event = cfg.EventID
-	if r.event == "" {
-		r.event = "bench-" + runID
+	base := cfg.EventID
+	if base == "" {
+		base = "bench-" + runID
+	}
+	k := 1
+	if cfg.Workload == WorkloadMulti {
+		k = cfg.Events
+	}
+	for i := 0; i < k; i++ {
+		ev := &eventRun{id: base, seats: cfg.Seats}
+		if cfg.Workload == WorkloadMulti {
+			// N/K seats each, the remainder to the first events.
+			ev.id = base + "-" + strconv.Itoa(i)
+			ev.seats = cfg.Seats / k
+			if i < cfg.Seats%k {
+				ev.seats++
+			}
+		}
+		r.events = append(r.events, ev)
 	}
 
 	// One client per starting node, shared by the users that start there.
@@ -140,44 +181,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r.admin = setup
 
-	// The event: its layout is the bench's seat numbering.
-	ev := eventFor(r.event, cfg)
-	logf("creating event %s: %d seats in %d sections, maxSeatsPerBuyer %d, hold TTL %v", r.event, cfg.Seats, len(ev.Venue.Sections), cfg.MaxSeatsPerBuyer, cfg.HoldTTL)
-	if _, err := setup.CreateEvent(ctx, ev); err != nil {
-		return nil, fmt.Errorf("create event %s: %w", r.event, err)
-	}
-	venue := boxoffice.Venue{}
-	for _, s := range ev.Venue.Sections {
-		venue.Sections = append(venue.Sections, boxoffice.Section{ID: s.ID, Category: s.Category, Rows: s.Rows, SeatsPerRow: s.SeatsPerRow})
-	}
-	r.layout = boxoffice.NewLayout(venue)
-	hot := int(float64(cfg.Seats)*cfg.HotFraction + 0.5)
-	r.picker = Picker{Seats: cfg.Seats, Hot: max(hot, 1), HotShare: cfg.HotShare}
-
-	// The shared seat map, from a client of its own.
-	var mapClient *client.Client
-	var err error
+	// The shared seat maps, from a client of their own.
 	mapCfg := client.DefaultConfig()
 	mapCfg.Nodes = cfg.Targets
-	mapClient, err = client.New(mapCfg)
+	mapClient, err := client.New(mapCfg)
 	if err != nil {
 		return nil, err
 	}
 	defer mapClient.CloseIdleConnections()
-	r.cache = newSeatCache(mapClient, r.event, r.layout, cfg.SeatMapMaxAge, r.rec)
-	r.cache.onEmpty = r.checkSoldOut
-	if err := r.cache.fetch(ctx, true); err != nil {
-		return nil, fmt.Errorf("first seat map: %w", err)
-	}
-	if got := len(r.cache.Current().Free); got != cfg.Seats {
-		return nil, fmt.Errorf("the new event's seat map has %d free seats, not %d", got, cfg.Seats)
+
+	// The events: each one's layout is the bench's seat numbering.
+	for _, e := range r.events {
+		if err := r.createEvent(ctx, e, mapClient, logf); err != nil {
+			return nil, err
+		}
+		r.hot += e.picker.Hot
 	}
 
 	// Users, with their first identity minted before the start.
 	users := make([]*user, cfg.Users)
 	for i := range users {
 		u := &user{
-			id: i, run: r, cl: clients[i%n],
+			id: i, run: r, cl: clients[i%n], ev: r.events[i%len(r.events)],
 			rng:      rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
 			excluded: map[int32]uint64{},
 		}
@@ -201,14 +226,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.start = time.Now()
 	samplerDone := make(chan []Second)
 	go func() { samplerDone <- r.sample(cpu0) }()
-	cacheDone := make(chan struct{})
-	go func() { r.cache.run(loadCtx, r.stop); close(cacheDone) }()
+	var cacheWG sync.WaitGroup
+	for _, e := range r.events {
+		cacheWG.Add(1)
+		go func() { defer cacheWG.Done(); e.cache.run(loadCtx, r.stop) }()
+	}
 	var wg sync.WaitGroup
 	for i, u := range users {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if cfg.Workload == WorkloadOnsale && cfg.Ramp > 0 {
+			if cfg.Workload != WorkloadRush && cfg.Ramp > 0 {
 				// Arrivals spread over the ramp: pacing, not synchronisation.
 				t := time.NewTimer(time.Duration(int64(cfg.Ramp) * int64(i) / int64(cfg.Users)))
 				select {
@@ -233,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Users finish the iteration they are in; past Grace their calls are cut.
 	grace := time.AfterFunc(cfg.Grace, cancelLoad)
 	wg.Wait()
-	<-cacheDone // bounded: its fetch is cut with the users' calls
+	cacheWG.Wait() // bounded: their fetches are cut with the users' calls
 	grace.Stop()
 	cpu1 := sampleCPU(cfg.ServerPIDs)
 	res.LoadEnd = loadAvg()
@@ -268,16 +296,62 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	logf("check: strong reads of the seat map and of %d acknowledged orders", len(led.Orders))
 	readStart := time.Now()
-	state, err := r.readState(checkCtx, &led, users)
-	if err != nil {
-		return nil, fmt.Errorf("invariant check: %w", err)
+	var checks []CheckResult
+	for _, e := range r.events {
+		el := &led
+		if len(r.events) > 1 {
+			el = led.only(e.id)
+		}
+		state, err := r.readState(checkCtx, e, el, users)
+		if err != nil {
+			return nil, fmt.Errorf("invariant check of %s: %w", e.id, err)
+		}
+		checks = append(checks, Check(el, state, time.Second))
+		if len(r.events) == 1 {
+			res.ledger, res.state = el, state
+		}
 	}
-	check := Check(&led, state, time.Second)
+	check := checks[0]
+	if len(r.events) > 1 {
+		check = mergeChecks(r.events, checks)
+		res.Events = r.eventResults(checks)
+	}
 	check.ReadSeconds = time.Since(readStart).Seconds()
 
 	r.fill(res, cpu0, cpu1, &led, check)
-	res.ledger, res.state = &led, state
 	return res, nil
+}
+
+// createEvent creates e, its layout, picker and seat map cache, and reads
+// its first seat map (strong).
+func (r *runner) createEvent(ctx context.Context, e *eventRun, mapClient *client.Client, logf func(string, ...any)) error {
+	cfg := r.cfg
+	ecfg := cfg
+	ecfg.Seats = e.seats
+	ev := eventFor(e.id, ecfg)
+	logf("creating event %s: %d seats in %d sections, maxSeatsPerBuyer %d, hold TTL %v", e.id, e.seats, len(ev.Venue.Sections), cfg.MaxSeatsPerBuyer, cfg.HoldTTL)
+	if _, err := r.admin.CreateEvent(ctx, ev); err != nil {
+		return fmt.Errorf("create event %s: %w", e.id, err)
+	}
+	venue := boxoffice.Venue{}
+	for _, s := range ev.Venue.Sections {
+		venue.Sections = append(venue.Sections, boxoffice.Section{ID: s.ID, Category: s.Category, Rows: s.Rows, SeatsPerRow: s.SeatsPerRow})
+	}
+	for _, c := range ev.Categories {
+		e.cats = append(e.cats, c.ID)
+	}
+	e.layout = boxoffice.NewLayout(venue)
+	hot := int(float64(e.seats)*cfg.HotFraction + 0.5)
+	e.picker = Picker{Seats: e.seats, Hot: max(hot, 1), HotShare: cfg.HotShare}
+	e.cache = newSeatCache(mapClient, e.id, e.layout, cfg.SeatMapMaxAge, r.rec)
+	e.cache.onEmpty = func(ctx context.Context) { r.checkSoldOut(ctx, e) }
+	if err := e.cache.fetch(ctx, true); err != nil {
+		return fmt.Errorf("first seat map of %s: %w", e.id, err)
+	}
+	if got := len(e.cache.Current().Free); got != e.seats {
+		return fmt.Errorf("the new event %s's seat map has %d free seats, not %d", e.id, got, e.seats)
+	}
+	return nil
 }
 
 // resolve sends every write whose outcome is still unknown again with its
@@ -314,7 +388,7 @@ func (r *runner) resolve(ctx context.Context, led *Ledger, users []*user) {
 		switch {
 		case err == nil:
 			r.rec.resolvedWrites.Add(1)
-			led.Orders = append(led.Orders, OrderRecord{ID: o.ID, Hold: w.Hold, Buyer: o.Buyer, Seats: o.Seats, Resolved: true})
+			led.Orders = append(led.Orders, OrderRecord{ID: o.ID, Event: w.Event, Hold: w.Hold, Buyer: o.Buyer, Seats: o.Seats, Resolved: true})
 			if h != nil {
 				h.Outcome, h.Order = HoldPurchased, o.ID
 			}
@@ -361,9 +435,9 @@ func (r *runner) tokensOf(users []*user) map[string]*client.Client {
 
 // readState reads the end state with strong reads: the whole seat map,
 // then every acknowledged order (as its buyer), VerifyParallel at a time.
-func (r *runner) readState(ctx context.Context, led *Ledger, users []*user) (*ServerState, error) {
+func (r *runner) readState(ctx context.Context, e *eventRun, led *Ledger, users []*user) (*ServerState, error) {
 	strong := client.WithStrongRead(ctx)
-	m, err := r.admin.Seats(strong, r.event, client.SeatQuery{Strong: true})
+	m, err := r.admin.Seats(strong, e.id, client.SeatQuery{Strong: true})
 	if err != nil {
 		return nil, fmt.Errorf("strong seat map: %w", err)
 	}

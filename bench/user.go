@@ -17,6 +17,7 @@ type user struct {
 	run *runner
 	rng *rand.Rand
 	cl  *client.Client // starts at node id mod n
+	ev  *eventRun      // the event it buys in
 
 	// The current identity: its client (with its token) and how many
 	// seats it owns (held or bought), as the server counts them for the
@@ -46,12 +47,16 @@ const (
 
 // loop runs the user until the run stops or its iteration bound is reached.
 func (u *user) loop(ctx context.Context) {
-	r := u.run
-	snap := r.cache.Current()
+	if u.run.cfg.Workload == WorkloadBestAvailable {
+		u.loopBest(ctx)
+		return
+	}
+	r, ev := u.run, u.ev
+	snap := ev.cache.Current()
 	retries := 0
-	iterationsMax := iterationsPerSeatMax * r.cfg.Seats
+	iterationsMax := iterationsPerSeatMax * ev.seats
 	for it := 0; it < iterationsMax && !r.stopped(); it++ {
-		if cur := r.cache.Current(); cur.Version > snap.Version {
+		if cur := ev.cache.Current(); cur.Version > snap.Version {
 			snap, retries = cur, 0
 		}
 		u.prune(snap.Version)
@@ -62,18 +67,18 @@ func (u *user) loop(ctx context.Context) {
 			}
 		}
 		k := min(pickCount(u.rng, r.cfg.PicksMin, r.cfg.PicksMax), r.cfg.MaxSeatsPerBuyer-u.owned)
-		u.picks = r.picker.Pick(u.rng, snap.Free, k, u.skip, u.picks[:0])
+		u.picks = ev.picker.Pick(u.rng, snap.Free, k, u.skip, u.picks[:0])
 		if len(u.picks) == 0 || len(u.excluded) > excludedMax {
 			// Nothing left for this user on this map: wait for a newer one.
 			clear(u.excluded)
-			if snap = r.cache.WaitNewer(ctx, r.stop, snap.Version); snap == nil {
+			if snap = ev.cache.WaitNewer(ctx, r.stop, snap.Version); snap == nil {
 				return
 			}
 			retries = 0
 			continue
 		}
 		idx := append([]int32(nil), u.picks...)
-		h, out := u.hold(ctx, idx, snap.Version)
+		h, out := u.hold(ctx, holdAsk{idx: idx, v: snap.Version})
 		switch out {
 		case holdConflict:
 			retries++
@@ -83,14 +88,86 @@ func (u *user) loop(ctx context.Context) {
 			fallthrough
 		case holdFailed:
 			// A buyer who keeps missing, or sees an error, reloads the map.
-			if snap = r.cache.WaitNewer(ctx, r.stop, snap.Version); snap == nil {
+			if snap = ev.cache.WaitNewer(ctx, r.stop, snap.Version); snap == nil {
 				return
 			}
 			retries = 0
 		case holdGranted:
-			u.finish(ctx, h, idx)
+			u.finish(ctx, h)
 		}
 	}
+}
+
+// loopBest is loop for best-available: holds by category and quantity.
+// cats[0] is the best category; a category that refused one seat is left
+// alone until the next seat map.
+func (u *user) loopBest(ctx context.Context) {
+	r, ev := u.run, u.ev
+	missed := make([]bool, len(ev.cats)) // refused a single seat
+	single := make([]bool, len(ev.cats)) // refused a larger or adjacent ask
+	iterationsMax := iterationsPerSeatMax * ev.seats
+	for it := 0; it < iterationsMax && !r.stopped(); it++ {
+		if u.buyer == nil || u.owned >= r.cfg.MaxSeatsPerBuyer {
+			if err := u.newIdentity(); err != nil {
+				r.fail(fmt.Errorf("user %d: mint a buyer token: %w", u.id, err))
+				return
+			}
+		}
+		c := u.pickCategory(missed)
+		if c < 0 {
+			// Every category missed: wait for a newer seat map (seats
+			// released or expired come back; a sold-out shows on it).
+			clear(missed)
+			clear(single)
+			if ev.cache.WaitNewer(ctx, r.stop, ev.cache.Current().Version) == nil {
+				return
+			}
+			continue
+		}
+		q := min(pickCount(u.rng, r.cfg.PicksMin, r.cfg.PicksMax), r.cfg.MaxSeatsPerBuyer-u.owned)
+		adjacent := u.rng.IntN(2) == 0
+		if single[c] {
+			q, adjacent = 1, false
+		}
+		h, out := u.hold(ctx, holdAsk{category: ev.cats[c], quantity: q, adjacent: adjacent})
+		switch out {
+		case holdConflict:
+			if q == 1 {
+				missed[c] = true
+			} else {
+				single[c] = true
+			}
+		case holdFailed:
+			if ev.cache.WaitNewer(ctx, r.stop, ev.cache.Current().Version) == nil {
+				return
+			}
+		case holdGranted:
+			u.finish(ctx, h)
+		}
+	}
+}
+
+// pickCategory chooses the category of a best-available hold among those
+// not missed: the best one with probability HotShare, else any other one
+// uniformly (the best one when no other is left); -1 when all missed.
+func (u *user) pickCategory(missed []bool) int {
+	hot := u.rng.Float64() < u.run.cfg.HotShare
+	if hot && !missed[0] {
+		return 0
+	}
+	var left []int
+	for i := 1; i < len(missed); i++ {
+		if !missed[i] {
+			left = append(left, i)
+		}
+	}
+	switch {
+	case len(left) > 0:
+		return left[u.rng.IntN(len(left))]
+	case !missed[0]:
+		return 0
+	}
+	return -1
 }
 
 func (u *user) skip(s int32) bool {
@@ -159,19 +236,36 @@ func (u *user) write(ctx context.Context, o op, key string, fn func(ctx context.
 	}
 }
 
-// hold asks for the seats idx (noted at map version v).
-func (u *user) hold(ctx context.Context, idx []int32, v uint64) (*client.Hold, holdOutcome) {
-	r := u.run
-	seats := make([]string, len(idx))
-	for i, s := range idx {
-		seats[i] = r.layout.ID(int(s))
+// holdAsk is what a hold asks for: the seats idx (noted at map version v),
+// or quantity seats of category (best-available).
+type holdAsk struct {
+	idx      []int32
+	v        uint64
+	category string
+	quantity int
+	adjacent bool
+}
+
+// hold asks for a hold.
+func (u *user) hold(ctx context.Context, ask holdAsk) (*client.Hold, holdOutcome) {
+	r, ev := u.run, u.ev
+	idx, v := ask.idx, ask.v
+	req := client.HoldRequest{Category: ask.category, Quantity: ask.quantity, Adjacent: ask.adjacent}
+	count := ask.quantity
+	var seats []string
+	if ask.category == "" {
+		seats = make([]string, len(idx))
+		for i, s := range idx {
+			seats[i] = ev.layout.ID(int(s))
+		}
+		req, count = client.HoldRequest{Seats: seats}, len(seats)
 	}
 	key := u.key("h", "")
 	start := time.Now()
 	var h *client.Hold
 	_, err := u.write(ctx, opHold, key, func(ctx context.Context) error {
 		var err error
-		h, err = u.buyer.Hold(ctx, r.event, client.HoldRequest{Seats: seats})
+		h, err = u.buyer.Hold(ctx, ev.id, req)
 		return err
 	})
 	end := time.Now()
@@ -181,7 +275,7 @@ func (u *user) hold(ctx context.Context, idx []int32, v uint64) (*client.Hold, h
 		u.owned += len(h.Seats)
 		u.exclude(idx, v)
 		u.ledger.Holds = append(u.ledger.Holds, HoldRecord{
-			ID: h.ID, Buyer: u.subject, Seats: h.Seats, Start: start, End: end, ExpiresAt: h.ExpiresAt, Outcome: HoldOpen,
+			ID: h.ID, Event: ev.id, Buyer: u.subject, Seats: h.Seats, Start: start, End: end, ExpiresAt: h.ExpiresAt, Outcome: HoldOpen,
 		})
 		return h, holdGranted
 	case isCode(err, boxoffice.CodeSeatUnavailable):
@@ -196,8 +290,8 @@ func (u *user) hold(ctx context.Context, idx []int32, v uint64) (*client.Hold, h
 	case unknownOutcome(err):
 		r.rec.countError(err)
 		r.rec.unknownWrites.Add(1)
-		u.owned += len(seats) // it may hold them
-		u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "hold", Key: key, Seats: seats, Err: err.Error()})
+		u.owned += count // it may hold them
+		u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "hold", Event: ev.id, Key: key, Seats: seats, Err: err.Error()})
 	default:
 		r.rec.countError(err)
 	}
@@ -206,8 +300,8 @@ func (u *user) hold(ctx context.Context, idx []int32, v uint64) (*client.Hold, h
 
 // finish buys the hold with probability BuyProbability, else releases it;
 // a declined or failed purchase releases it too.
-func (u *user) finish(ctx context.Context, h *client.Hold, idx []int32) {
-	r := u.run
+func (u *user) finish(ctx context.Context, h *client.Hold) {
+	r, ev := u.run, u.ev
 	rec := &u.ledger.Holds[len(u.ledger.Holds)-1]
 	if u.rng.Float64() < r.cfg.BuyProbability {
 		key := u.key("p", h.ID)
@@ -223,14 +317,14 @@ func (u *user) finish(ctx context.Context, h *client.Hold, idx []int32) {
 		case err == nil:
 			r.rec.purchasesOK.Add(1)
 			rec.Outcome, rec.Order = HoldPurchased, o.ID
-			u.ledger.Orders = append(u.ledger.Orders, OrderRecord{ID: o.ID, Hold: h.ID, Buyer: u.subject, Seats: o.Seats, Resolved: replayed})
+			u.ledger.Orders = append(u.ledger.Orders, OrderRecord{ID: o.ID, Event: ev.id, Hold: h.ID, Buyer: u.subject, Seats: o.Seats, Resolved: replayed})
 			hot := 0
-			for _, s := range idx {
-				if int(s) < r.picker.Hot {
+			for _, s := range h.Seats {
+				if i, ok := ev.layout.Index(s); ok && i < ev.picker.Hot {
 					hot++
 				}
 			}
-			r.sold(len(o.Seats), hot)
+			r.sold(ev, len(o.Seats), hot)
 			return
 		case isCode(err, boxoffice.CodeHoldExpired):
 			r.rec.countError(err)
@@ -241,7 +335,7 @@ func (u *user) finish(ctx context.Context, h *client.Hold, idx []int32) {
 			r.rec.countError(err)
 			r.rec.unknownWrites.Add(1)
 			rec.Outcome = HoldUnknown
-			u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "purchase", Key: key, Hold: h.ID, Seats: h.Seats, Err: err.Error()})
+			u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "purchase", Event: ev.id, Key: key, Hold: h.ID, Seats: h.Seats, Err: err.Error()})
 			return
 		default:
 			// Declined, or refused: the hold should still be ours; give
@@ -269,7 +363,7 @@ func (u *user) finish(ctx context.Context, h *client.Hold, idx []int32) {
 		r.rec.countError(err)
 		r.rec.unknownWrites.Add(1)
 		rec.Outcome = HoldUnknown
-		u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "release", Key: key, Hold: h.ID, Seats: h.Seats, Err: err.Error()})
+		u.ledger.Unknown = append(u.ledger.Unknown, UnknownWrite{Op: "release", Event: ev.id, Key: key, Hold: h.ID, Seats: h.Seats, Err: err.Error()})
 	default:
 		r.rec.countError(err)
 		rec.Outcome = HoldOpen

@@ -26,6 +26,7 @@ import (
 type benchFlags struct {
 	target     string
 	workload   string
+	events     int
 	seats      int
 	users      int
 	duration   time.Duration
@@ -73,6 +74,8 @@ BOXOFFICE_AUTH_SECRET), and the event is created with --token (organiser or
 admin; BOXOFFICE_TOKEN) or a token minted with the secret.`,
 		Example: `  boxoffice bench --seats 100000 --users 256 --json bench.json --html bench.html
   boxoffice bench --workload rush --seats 20000 --duration 30s
+  boxoffice bench --workload best-available --seats 20000 --users 128
+  boxoffice bench --workload multi --events 4 --seats 20000
   BOXOFFICE_AUTH_SECRET=... boxoffice bench --target http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -82,7 +85,8 @@ admin; BOXOFFICE_TOKEN) or a token minted with the secret.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.target, "target", "", "comma-separated base URLs of the cluster's nodes (default: start a local cluster)")
-	fl.StringVar(&f.workload, "workload", d.Workload, "onsale (users arrive over --ramp) or rush (all start at once)")
+	fl.StringVar(&f.workload, "workload", d.Workload, "onsale (users arrive over --ramp), rush (all start at once), best-available (holds by category and quantity) or multi (--events events at once)")
+	fl.IntVar(&f.events, "events", d.Events, "multi: number of events, each of --seats/--events seats")
 	fl.IntVar(&f.seats, "seats", d.Seats, "seats of the event")
 	fl.IntVar(&f.users, "users", d.Users, "virtual users")
 	fl.DurationVar(&f.duration, "duration", d.Duration, "time limit; the run ends earlier when sold out")
@@ -111,6 +115,7 @@ admin; BOXOFFICE_TOKEN) or a token minted with the secret.`,
 func runBench(ctx context.Context, f benchFlags, stdout, stderr io.Writer) (err error) {
 	cfg := bench.DefaultConfig()
 	cfg.Workload, cfg.Seats, cfg.Users, cfg.Duration, cfg.Ramp = f.workload, f.seats, f.users, f.duration, f.ramp
+	cfg.Events = f.events
 	cfg.Seed, cfg.HotFraction, cfg.HotShare, cfg.BuyProbability = f.seed, f.hotFrac, f.hotShare, f.buyProb
 	cfg.MaxSeatsPerBuyer, cfg.HoldTTL, cfg.SeatMapMaxAge, cfg.RetriesPerMap = f.maxPerBuy, f.holdTTL, f.mapMaxAge, f.retries
 	cfg.Token = f.token
