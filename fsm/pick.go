@@ -29,47 +29,59 @@ func (s *Store) PickBest(event, category string, quantity int, adjacent bool, sk
 	var picked []int
 	fallback := -1 // first run start that fits but strands a seat
 	fallbackLen := 0
+	found := false
 	for _, sec := range l.Sections {
 		if sec.Category != category {
 			continue
 		}
 		first, n, _ := l.SectionRange(sec.ID)
-		taken, err := s.takenSeats(event, first, first+n)
+		// Walk the section's seats in order, stopping at the first pick
+		// that fits: early in an on-sale that is near the front, and the
+		// rest of the section is never read.
+		runStart, runRow := -1, -1
+		closeRun := func(end int) bool { // the free run [runStart, end) ended
+			if runStart < 0 {
+				return false
+			}
+			run := end - runStart
+			start := runStart
+			runStart = -1
+			switch {
+			case run == quantity || run-quantity >= 2:
+				picked, found = span(start, quantity), true
+				return true
+			case run > quantity && fallback < 0:
+				fallback, fallbackLen = start, run
+			}
+			return false
+		}
+		err := s.walkSeats(event, first, n, skip, func(idx int, free bool) bool {
+			if !adjacent {
+				if free {
+					picked = append(picked, idx)
+				}
+				found = len(picked) == quantity
+				return !found
+			}
+			row := (idx - first) / sec.SeatsPerRow
+			if runStart >= 0 && (!free || row != runRow) {
+				if closeRun(idx) {
+					return false
+				}
+			}
+			if free && runStart < 0 {
+				runStart, runRow = idx, row
+			}
+			return true
+		})
 		if err != nil {
 			return nil, err
 		}
-		isFree := makeFreeFunc(taken, skip)
-		if !adjacent {
-			for idx := first; idx < first+n && len(picked) < quantity; idx++ {
-				if isFree(idx) {
-					picked = append(picked, idx)
-				}
-			}
-			if len(picked) == quantity {
-				return ids(l, picked), nil
-			}
-			continue
+		if adjacent && !found {
+			closeRun(first + n)
 		}
-		for row := 0; row < sec.Rows; row++ {
-			rowStart := first + row*sec.SeatsPerRow
-			for i := 0; i < sec.SeatsPerRow; {
-				if !isFree(rowStart + i) {
-					i++
-					continue
-				}
-				j := i
-				for j < sec.SeatsPerRow && isFree(rowStart+j) {
-					j++
-				}
-				run := j - i
-				switch {
-				case run == quantity || run-quantity >= 2:
-					return ids(l, span(rowStart+i, quantity)), nil
-				case run > quantity && fallback < 0:
-					fallback, fallbackLen = rowStart+i, run
-				}
-				i = j
-			}
+		if found {
+			return ids(l, picked), nil
 		}
 	}
 	if adjacent && fallback >= 0 && fallbackLen >= quantity {
@@ -84,13 +96,41 @@ func (s *Store) PickBest(event, category string, quantity int, adjacent bool, sk
 	return nil, boxoffice.Errorf(boxoffice.CodeSeatUnavailable, "no %d free seats of category %q%s in event %q", quantity, category, how, event)
 }
 
-// makeFreeFunc reports whether a seat index is free: not taken, not skipped.
-func makeFreeFunc(taken []takenSeat, skip func(int) bool) func(int) bool {
-	set := make(map[int]bool, len(taken))
-	for _, t := range taken {
-		set[t.idx] = true
+// walkSeats calls visit for each seat index of [first, first+n) in order,
+// with whether the seat is free (no unexpired record, not skipped), until
+// visit returns false. It reads only the records of the seats it passes.
+func (s *Store) walkSeats(event string, first, n int, skip func(int) bool, visit func(idx int, free bool) bool) error {
+	now := s.NowMs()
+	open := func(idx int) bool { return skip == nil || !skip(idx) }
+	next, stopped := first, false
+	err := s.scan(seatKey(event, first), seatKey(event, first+n), func(k, v []byte) (bool, error) {
+		rec, err := decodeSeat(v)
+		if err != nil {
+			return false, err
+		}
+		idx := seatIndexOf(k)
+		for ; next < idx; next++ {
+			if !visit(next, open(next)) {
+				stopped = true
+				return false, nil
+			}
+		}
+		next = idx + 1
+		if !visit(idx, !rec.takenAt(now) && open(idx)) {
+			stopped = true
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil || stopped {
+		return err
 	}
-	return func(idx int) bool { return !set[idx] && (skip == nil || !skip(idx)) }
+	for ; next < first+n; next++ {
+		if !visit(next, open(next)) {
+			return nil
+		}
+	}
+	return nil
 }
 
 func span(first, n int) []int {

@@ -82,3 +82,21 @@ func TestPickBestAnySeatsAndSkip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"U-1-1", "U-1-2", "U-1-3", "U-1-4"}, got)
 }
+
+// A side-by-side pick never runs from the end of one row into the next.
+func TestPickBestAdjacentStaysInARow(t *testing.T) {
+	s := newStore(t)
+	ev := pickEvent()
+	ev.Venue.Sections[1] = boxoffice.Section{ID: "A", Category: "floor", Rows: 2, SeatsPerRow: 3}
+	applyOne(t, s, 1, 1000, &CreateEvent{Event: ev})
+	// Row 1: seat 1 taken (seats 2-3 free); row 2: seats 2-3 taken (seat 1 free).
+	applyOne(t, s, 2, 1000, &Hold{Event: "p1", Buyer: "x", Seats: []string{"A-1-1", "A-2-2", "A-2-3"}})
+	_, err := s.PickBest("p1", "floor", 3, true, nil)
+	assert.Equal(t, boxoffice.CodeSeatUnavailable, boxoffice.CodeOf(err), "A-1-2, A-1-3 and A-2-1 are not side by side")
+	got, err := s.PickBest("p1", "floor", 3, false, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"A-1-2", "A-1-3", "A-2-1"}, got)
+	got, err = s.PickBest("p1", "floor", 2, true, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"A-1-2", "A-1-3"}, got)
+}
