@@ -101,6 +101,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// pendingPoll is how often a purchase whose checkout another leader is
+// resolving looks at its order again.
+const pendingPoll = 20 * time.Millisecond
+
 // Checkout runs the saga on one node: purchases that reach it as the
 // shard's leader, and the recovery of whatever is in flight.
 type Checkout struct {
@@ -190,6 +194,20 @@ func (c *Checkout) Purchase(ctx context.Context, shard int, hold, buyer, payment
 		}
 		if o, err = c.node.Store(shard).Order(o.ID); err != nil {
 			return res, err
+		}
+		// Still pending because this node lost the lead mid-saga (a step
+		// was refused): the next leader's recovery resolves the checkout,
+		// and its steps reach this replica too, so wait for them while the
+		// buyer waits. (Pending on a leader means the gateway has not
+		// answered: that is payment_unknown, at once.)
+		for o.State == boxoffice.OrderPending && !c.node.IsLeader(shard) && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(pendingPoll):
+			}
+			if o, err = c.node.Store(shard).Order(o.ID); err != nil {
+				return res, err
+			}
 		}
 	}
 	res.Order = o
