@@ -342,8 +342,21 @@ func (s *Shard) Snapshot() error { return s.raft.Snapshot().Error() }
 // close stops the shard in order: no new proposals, wait for in-flight ones,
 // stop Raft, then close the log and Pebble.
 func (s *Shard) close() error {
-	s.prop.close()
+	// In-flight entries get ApplyTimeout to commit. One that cannot (the
+	// shard lost its quorum) would hold the proposer forever: shutting Raft
+	// down answers it, as unavailable.
+	proposed := make(chan struct{})
+	go func() {
+		s.prop.close()
+		close(proposed)
+	}()
+	select {
+	case <-proposed:
+	case <-time.After(s.node.cfg.ApplyTimeout):
+		s.node.logger.Warn("closing shard with entries still uncommitted", "shard", s.id)
+	}
 	errs := []error{s.raft.Shutdown().Error()}
+	<-proposed
 	errs = append(errs, s.transport.Close(), s.bolt.Close(), s.store.Close())
 	return errors.Join(errs...)
 }
