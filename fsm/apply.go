@@ -181,6 +181,16 @@ func (a *applier) event(id string) (*eventInfo, error) {
 	return ei, nil
 }
 
+// mustEvent loads the event of a hold or order (named by owner, for the
+// error). Events are never deleted, so a missing one is a broken invariant.
+func (a *applier) mustEvent(id, owner string) (*eventInfo, error) {
+	ei, err := a.event(id)
+	if err == nil && ei == nil {
+		err = fmt.Errorf("event %q of %s is missing", id, owner)
+	}
+	return ei, err
+}
+
 func (a *applier) putEvent(ev *boxoffice.Event) error {
 	if a.events == nil {
 		a.events = make(map[string]*eventInfo)
@@ -462,12 +472,9 @@ func (a *applier) activeHold(id, buyer string) (*boxoffice.Hold, *boxoffice.Erro
 
 // freeSeats deletes the seat records that still belong to owner.
 func (a *applier) freeSeats(event, owner string, seats []string) error {
-	ei, err := a.event(event)
+	ei, err := a.mustEvent(event, owner)
 	if err != nil {
 		return err
-	}
-	if ei == nil {
-		return fmt.Errorf("event %q of %s is missing", event, owner)
 	}
 	for _, id := range seats {
 		n, ok := ei.layout.Index(id)
@@ -531,12 +538,9 @@ func (a *applier) purchase(c *Purchase) (Result, error) {
 	if err != nil || rej != nil {
 		return Result{Err: errOrNil(rej)}, err
 	}
-	ei, err := a.event(h.Event)
+	ei, err := a.mustEvent(h.Event, h.ID)
 	if err != nil {
 		return Result{}, err
-	}
-	if ei == nil {
-		return Result{}, fmt.Errorf("event %q of hold %q is missing", h.Event, h.ID)
 	}
 	o := &boxoffice.Order{
 		ID:          a.newID("o"),

@@ -29,12 +29,9 @@ func (a *applier) checkoutBegin(c *CheckoutBegin) (Result, error) {
 	if err != nil || rej != nil {
 		return Result{Err: errOrNil(rej)}, err
 	}
-	ei, err := a.event(h.Event)
+	ei, err := a.mustEvent(h.Event, h.ID)
 	if err != nil {
 		return Result{}, err
-	}
-	if ei == nil {
-		return Result{}, fmt.Errorf("event %q of hold %q is missing", h.Event, h.ID)
 	}
 	o := &boxoffice.Order{
 		ID:            a.newID("o"),
@@ -110,12 +107,9 @@ func (a *applier) checkoutOrder(id string) (*boxoffice.Order, *boxoffice.Hold, *
 	if h == nil {
 		return nil, nil, nil, fmt.Errorf("hold %q of order %q is missing", o.Hold, o.ID)
 	}
-	ei, err := a.event(o.Event)
+	ei, err := a.mustEvent(o.Event, o.ID)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	if ei == nil {
-		return nil, nil, nil, fmt.Errorf("event %q of order %q is missing", o.Event, o.ID)
 	}
 	return o, h, ei, nil
 }

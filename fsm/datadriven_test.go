@@ -63,7 +63,7 @@ import (
 func TestDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		if strings.HasPrefix(filepath.Base(path), ".") || strings.HasSuffix(path, ".md") {
-			t.Skip()
+			t.Skip("not a script: dotfiles and notes in testdata are not run")
 		}
 		// Shard 3, so that the shard part of hold and order ids
 		// ("h_<shard>.<index>.<position>") differs from the others.

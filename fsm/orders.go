@@ -12,12 +12,9 @@ func (a *applier) extendHold(c *ExtendHold) (Result, error) {
 	if err != nil || rej != nil {
 		return Result{Err: errOrNil(rej)}, err
 	}
-	ei, err := a.event(h.Event)
+	ei, err := a.mustEvent(h.Event, h.ID)
 	if err != nil {
 		return Result{}, err
-	}
-	if ei == nil {
-		return Result{}, fmt.Errorf("event %q of hold %q is missing", h.Event, h.ID)
 	}
 	ttl := ei.ev.Limits.HoldTTLSeconds
 	if c.TTLSeconds > 0 && c.TTLSeconds < ttl {
@@ -118,12 +115,9 @@ func (a *applier) exchange(c *Exchange) (Result, error) {
 	if err != nil || rej != nil {
 		return Result{Err: errOrNil(rej)}, err
 	}
-	ei, err := a.event(o.Event)
+	ei, err := a.mustEvent(o.Event, o.ID)
 	if err != nil {
 		return Result{}, err
-	}
-	if ei == nil {
-		return Result{}, fmt.Errorf("event %q of order %q is missing", o.Event, o.ID)
 	}
 	if len(c.Release) != len(c.Take) {
 		return reject(boxoffice.CodeInvalidArgument, "release %d seats and take %d: the counts must match", len(c.Release), len(c.Take))
