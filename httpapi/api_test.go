@@ -62,8 +62,18 @@ func TestTwoHundredBuyersRaceForFiftySeats(t *testing.T) {
 				body = fmt.Sprintf(`{"category":"std","quantity":%d,"adjacent":%v}`, 1+r.IntN(3), r.IntN(2) == 0)
 			}
 			<-start
-			code, b := c.Do(c.Members[i%3], "POST", "/v1/events/race-50/holds", buyer(fmt.Sprintf("r%d", i)), body)
-			out[i] = outcome{code, b}
+			// As a real client does: an unknown outcome (a leader lost
+			// its lead under load) is retried with the same key until it
+			// is known, so every hold that took seats is acknowledged.
+			key := fmt.Sprintf("race-%d", i)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				code, b, _ := doWithKey(c.Members[i%3].HTTPAddr, "POST", "/v1/events/race-50/holds", buyer(fmt.Sprintf("r%d", i)), key, body)
+				out[i] = outcome{code, b}
+				if code != 503 || time.Now().After(deadline) {
+					break
+				}
+			}
 		}()
 	}
 	close(start)

@@ -374,8 +374,12 @@ func TestFaultMatrix(t *testing.T) {
 				require.NoError(t, err)
 				hp := newHookPoint(step)
 				c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2, Gateway: g, TunePayment: func(cfg *payment.Config) {
-					cfg.Lease = 8 * time.Second
-					cfg.Margin = 2 * time.Second
+					// A lease far longer than a write's timeout (10 s): a
+					// purchase whose leader lost the lead under load waits
+					// up to that long for the next one, and the charge
+					// must still fit in the lease after it.
+					cfg.Lease = 30 * time.Second
+					cfg.Margin = 5 * time.Second
 					cfg.CallTimeout = 2 * time.Second
 					cfg.LookupAttempts = 2
 					cfg.RecoveryInterval = 50 * time.Millisecond
