@@ -193,3 +193,29 @@ func decodeIdem(b []byte) (*idemRecord, error) {
 	rec.res.Expired = r.int()
 	return rec, r.done("idempotency record")
 }
+
+// Idempotent answers, from committed state, what an Idempotent command with
+// this subject, key and hash would replay: the stored result (Replayed
+// set), an idempotency_reused rejection for another request, or ok false if
+// the key is unused (or expired). A leader consults it, after a read
+// barrier, when a request cannot even be proposed (a best-available hold
+// that finds no free seats), since the seats may be gone to this very
+// request's earlier run.
+func (s *Store) Idempotent(subject, key string, hash []byte) (Result, bool, error) {
+	v, ok, err := s.get(idemKey(subject, key))
+	if err != nil || !ok {
+		return Result{}, false, err
+	}
+	rec, err := decodeIdem(v)
+	if err != nil {
+		return Result{}, false, err
+	}
+	if rec.createdAtMs+boxoffice.IdempotencyTTLMs <= s.NowMs() {
+		return Result{}, false, nil
+	}
+	if !bytes.Equal(rec.hash, hash) {
+		return Result{Err: boxoffice.Errorf(boxoffice.CodeIdempotencyReused, "Idempotency-Key %q was used with another request", key)}, true, nil
+	}
+	rec.res.Replayed = true
+	return rec.res, true, nil
+}

@@ -360,3 +360,27 @@ func TestExtendCancelExchangeAndMyLists(t *testing.T) {
 	code, body = c.Do(m, "GET", "/v1/me/orders", "", nil)
 	assert.Equal(t, 401, code, "%s", body)
 }
+
+// A best-available hold retried with its key after it took the last seats
+// (its client never learned the outcome) replays that hold: it must not
+// answer "no free seats" because its own first run took them.
+func TestBestAvailableRetryReplaysWhenItTookTheLastSeats(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	createEvent(t, c, testcluster.Event("idem-best", 1, 1, 2))
+	body := `{"category":"std","quantity":2}`
+	code, first, _ := doWithKey(c.Members[0].HTTPAddr, "POST", "/v1/events/idem-best/holds", buyer("u1"), "best-1", body)
+	require.Equal(t, 201, code, "%s", first)
+	for _, m := range c.Members {
+		code, again, replayed := doWithKey(m.HTTPAddr, "POST", "/v1/events/idem-best/holds", buyer("u1"), "best-1", body)
+		require.Equal(t, 201, code, "%s", again)
+		assert.Equal(t, "true", replayed)
+		assert.JSONEq(t, string(first), string(again))
+	}
+	// Another key finds no seats, as before; the key with another request
+	// is refused, as it would be had it been proposed.
+	code, b, _ := doWithKey(c.Members[1].HTTPAddr, "POST", "/v1/events/idem-best/holds", buyer("u1"), "best-2", body)
+	require.Equal(t, 409, code, "%s", b)
+	code, b, _ = doWithKey(c.Members[2].HTTPAddr, "POST", "/v1/events/idem-best/holds", buyer("u1"), "best-1", `{"category":"std","quantity":1}`)
+	require.Equal(t, 422, code, "%s", b)
+	assert.Equal(t, "idempotency_key_reused", decode[problemBody](t, b).Code)
+}

@@ -159,6 +159,15 @@ func (s *Server) holdBest(ctx *fasthttp.RequestCtx, cctx context.Context, shard 
 		seats, release, err := s.picks.pick(event, func(skip func(int) bool) ([]string, error) {
 			return st.PickBest(event, in.Category, in.Quantity, in.Adjacent, skip)
 		}, layout)
+		if boxoffice.CodeOf(err) == boxoffice.CodeSeatUnavailable && idem.on() {
+			// No seats to propose: but they may be gone to this very
+			// request's earlier run, whose outcome its client did not learn
+			// (it retries with the same key). Its answer is then the
+			// idempotency record, as it would be had we proposed.
+			if res, ok, rerr := s.replayIdem(ctx, cctx, shard, idem); rerr != nil || ok {
+				return res, cmp.Or(rerr, res.Err)
+			}
+		}
 		if err != nil {
 			return fsm.Result{}, err
 		}
