@@ -388,3 +388,16 @@ func (s *Store) Hash() ([32]byte, error) {
 	copy(sum[:], h.Sum(nil))
 	return sum, err
 }
+
+// ActiveHolds counts the holds that have not expired by the state
+// machine's clock and have not ended, stopping at limit (for a gauge:
+// the expiry index holds exactly the holds not yet ended).
+func (s *Store) ActiveHolds(limit int) (int, error) {
+	n := 0
+	lower := expiryKey(s.NowMs()+1, "")
+	err := s.scan(lower, []byte{tagExpiry + 1}, func(_, _ []byte) (bool, error) {
+		n++
+		return n < limit, nil
+	})
+	return n, err
+}

@@ -84,6 +84,7 @@ func writeProblem(ctx *fasthttp.RequestCtx, code boxoffice.Code, detail string) 
 	if status == http.StatusServiceUnavailable {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(1))
 	}
+	ctx.Response.Header.Set(headerProblem, string(code))
 	if code == boxoffice.CodeNotLeader {
 		ctx.Response.Header.Set(headerNotLeader, "1")
 	}

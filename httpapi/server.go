@@ -70,6 +70,10 @@ type Config struct {
 	// Checkout runs purchases and refunds (*payment.Checkout).
 	Checkout Checkout
 	Logger   *slog.Logger
+	// Metrics, served at /metrics; the server makes its own if nil (then
+	// without the Raft and payment measurements, which are wired where the
+	// node and the saga are built).
+	Metrics *Metrics
 }
 
 // DefaultConfig returns defaults for everything but AuthSecret.
@@ -111,8 +115,10 @@ type Server struct {
 	fwd  *forwarder
 	srv  *fasthttp.Server
 
-	tokens tokenCache
-	picks  inflightPicks
+	tokens  tokenCache
+	picks   inflightPicks
+	metrics *Metrics
+	scrape  fasthttp.RequestHandler
 }
 
 // New builds a server for node.
@@ -123,7 +129,14 @@ func New(node Node, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{node: node, cfg: cfg, log: cfg.Logger}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	s := &Server{node: node, cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
+	if err := s.metrics.reg.Register(newNodeCollector(node)); err != nil {
+		return nil, fmt.Errorf("httpapi: metrics: %w", err)
+	}
+	s.scrape = metricsHandler(s.metrics.reg)
 	s.fwd = newForwarder(node.ID(), cfg.ForwardConnsMax, cfg.WriteTimeout)
 	s.srv = &fasthttp.Server{
 		Handler:                       s.Handle,
@@ -164,6 +177,7 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWith
 
 // Handle routes one request.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
 	path := string(ctx.Path())
 	method := string(ctx.Method())
 	ctx.Response.Header.Set("X-Boxoffice-Node", s.node.ID())
@@ -174,6 +188,9 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	case path == "/readyz":
 		s.readyz(ctx)
 		return
+	case path == "/metrics":
+		s.scrape(ctx)
+		return
 	case !strings.HasPrefix(path, "/v1/"):
 		writeProblem(ctx, boxoffice.CodeNotFound, "no route "+path)
 		return
@@ -182,9 +199,11 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	route, ok := s.route(method, parts)
 	if !ok {
 		writeProblem(ctx, boxoffice.CodeNotFound, "no route "+method+" "+path)
+		s.metrics.observe(ctx, "unmatched", start)
 		return
 	}
 	route(ctx)
+	s.metrics.observe(ctx, routeLabel(method, parts), start)
 	if len(ctx.Response.Header.Peek("X-Boxoffice-Index")) == 0 {
 		// An answer about several shards, or none: the highest applied
 		// index of this node's shards.
@@ -321,8 +340,14 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 		}
 		if leader, ok := s.node.LeaderNode(shard); ok && leader.ID != s.node.ID() {
 			retry, err := s.fwd.forward(ctx, leader.HTTPAddr)
-			if err == nil && !retry {
+			switch {
+			case err == nil && !retry:
+				s.metrics.forwards.WithLabelValues("relayed").Inc()
 				return
+			case err == nil && retry:
+				s.metrics.forwards.WithLabelValues("not_leader").Inc()
+			default:
+				s.metrics.forwards.WithLabelValues("unreachable").Inc()
 			}
 			if err != nil {
 				s.log.Debug("forward failed", "shard", shard, "leader", leader.ID, "err", err)

@@ -65,6 +65,12 @@ type Config struct {
 	// node ("begun", "charged", "completed") with the order id: tests stop
 	// a leader at a chosen point of the saga with it.
 	StepHook func(order, step string)
+	// Observe, if set, is told each outcome this node resolves: "paid"
+	// (with the seats sold), "declined", "unknown" (left to recovery),
+	// "lease_ended" (failed: no charge before the lease ended),
+	// "too_late" (charged after the seats were lost: refund due),
+	// "refunded". It must not block.
+	Observe func(outcome string, seats int)
 }
 
 // DefaultConfig returns the defaults.
@@ -299,9 +305,17 @@ func (c *Checkout) drive(ctx context.Context, shard int, o *boxoffice.Order) {
 		c.complete(shard, o, ch.Ref)
 		c.hook(o.ID, "completed")
 	case errors.Is(err, boxoffice.ErrPaymentDeclined):
+		c.observe("declined", 0)
 		c.fail(shard, o, "declined", 0)
 	default:
+		c.observe("unknown", 0)
 		c.log.Warn("checkout: payment outcome unknown; recovery will resolve it", "order", o.ID, "err", err)
+	}
+}
+
+func (c *Checkout) observe(outcome string, seats int) {
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(outcome, seats)
 	}
 }
 
@@ -328,7 +342,11 @@ func (c *Checkout) complete(shard int, o *boxoffice.Order, chargeRef string) {
 		c.log.Warn("checkout: complete", "order", o.ID, "err", err)
 		return
 	}
-	if res.Order.State == boxoffice.OrderFailed {
+	switch res.Order.State {
+	case boxoffice.OrderPaid:
+		c.observe("paid", len(res.Order.Seats))
+	case boxoffice.OrderFailed:
+		c.observe("too_late", 0)
 		c.refund(shard, res.Order)
 	}
 }
@@ -357,7 +375,9 @@ func (c *Checkout) refund(shard int, o *boxoffice.Order) {
 	}
 	if _, err := c.step(shard, &fsm.RefundDone{Order: o.ID, RefundRef: ref}); err != nil {
 		c.log.Warn("refund: record", "order", o.ID, "err", err)
+		return
 	}
+	c.observe("refunded", 0)
 }
 
 // Refund makes the refund of a cancelled order now, if it is due; the
@@ -449,6 +469,7 @@ func (c *Checkout) recoverCheckout(shard int, o *boxoffice.Order) {
 	case errors.Is(err, boxoffice.ErrNotFound) && time.Now().After(leaseEnd.Add(c.cfg.Margin)):
 		mine, done := c.claim(o.ID)
 		if mine {
+			c.observe("lease_ended", 0)
 			c.fail(shard, o, "not charged before the checkout's lease ended", c.cfg.VerifyWindow)
 			c.release(o.ID, done)
 		}

@@ -76,6 +76,8 @@ type Config struct {
 	RebalanceInterval time.Duration
 
 	Logger *slog.Logger
+	// Observer receives write-path measurements (nil: none).
+	Observer Observer
 	// RaftLogOutput receives hashicorp/raft's own log (io.Discard if nil).
 	RaftLogOutput io.Writer
 	RaftLogLevel  string

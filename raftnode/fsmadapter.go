@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -15,6 +16,7 @@ import (
 // into one Pebble batch.
 type raftFSM struct {
 	store *fsm.Store
+	obs   Observer
 
 	// applied is closed and replaced after every batch, waking strong
 	// reads that wait for an index.
@@ -24,8 +26,8 @@ type raftFSM struct {
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
 
-func newRaftFSM(store *fsm.Store) *raftFSM {
-	return &raftFSM{store: store, applied: make(chan struct{})}
+func newRaftFSM(store *fsm.Store, obs Observer) *raftFSM {
+	return &raftFSM{store: store, obs: obs, applied: make(chan struct{})}
 }
 
 func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
@@ -36,7 +38,9 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 			entries[i].Data = l.Data
 		}
 	}
+	start := time.Now()
 	results, err := f.store.ApplyEntries(entries)
+	f.obs.BatchApplied(f.store.Shard(), len(entries), time.Since(start))
 	if err != nil {
 		// The log holds something this replica cannot apply, or Pebble
 		// failed. Going on would let replicas diverge: halt.

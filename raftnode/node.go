@@ -228,6 +228,7 @@ func (n *Node) leaderDuties() {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 				if res, err := s.Propose(ctx, &fsm.Expire{Max: fsm.ExpireMax}); err == nil && res.Expired > 0 {
+					observerOf(&n.cfg).HoldsExpired(s.id, res.Expired)
 					n.logger.Debug("expired holds", "shard", s.id, "count", res.Expired)
 				}
 				cancel()

@@ -22,8 +22,10 @@ import (
 // committed the next one fills up, so batches grow with load and an idle
 // shard adds no wait.
 type proposer struct {
-	raft *raft.Raft
-	cfg  *Config
+	raft  *raft.Raft
+	cfg   *Config
+	shard int
+	obs   Observer
 
 	queue    chan *proposal
 	inflight chan inflightEntry
@@ -47,15 +49,18 @@ type proposalResult struct {
 type inflightEntry struct {
 	future raft.ApplyFuture
 	props  []*proposal
+	at     time.Time
 }
 
 // proposalQueueMax bounds proposals waiting to be batched.
 const proposalQueueMax = 16384
 
-func newProposer(r *raft.Raft, cfg *Config) *proposer {
+func newProposer(r *raft.Raft, cfg *Config, shard int) *proposer {
 	p := &proposer{
 		raft:     r,
 		cfg:      cfg,
+		shard:    shard,
+		obs:      observerOf(cfg),
 		queue:    make(chan *proposal, proposalQueueMax),
 		inflight: make(chan inflightEntry, cfg.InflightEntriesMax),
 		stop:     make(chan struct{}),
@@ -144,9 +149,10 @@ func (p *proposer) batchLoop() {
 				break fill
 			}
 		}
-		entry := fsm.EncodeEntry(time.Now().UnixMilli(), cmds)
+		now := time.Now()
+		entry := fsm.EncodeEntry(now.UnixMilli(), cmds)
 		f := p.raft.Apply(entry, p.cfg.ApplyTimeout)
-		p.inflight <- inflightEntry{future: f, props: append([]*proposal(nil), props...)}
+		p.inflight <- inflightEntry{future: f, props: append([]*proposal(nil), props...), at: now}
 	}
 }
 
@@ -172,6 +178,9 @@ func (p *proposer) completeLoop() {
 			if len(results) != len(e.props) {
 				err = boxoffice.Errorf(boxoffice.CodeInternal, "entry applied with %d results for %d commands", len(results), len(e.props))
 			}
+		}
+		if err == nil {
+			p.obs.EntryCommitted(p.shard, len(e.props), time.Since(e.at))
 		}
 		err = raftErr(err)
 		for i, pr := range e.props {
@@ -208,4 +217,12 @@ func (p *proposer) close() {
 	close(p.stop)
 	p.wg.Wait()
 	close(p.exited)
+}
+
+// observerOf returns the config's observer, or one that records nothing.
+func observerOf(cfg *Config) Observer {
+	if cfg.Observer == nil {
+		return nopObserver{}
+	}
+	return cfg.Observer
 }

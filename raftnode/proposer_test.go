@@ -22,7 +22,7 @@ import (
 // never come.
 func TestProposeAfterCloseIsAnswered(t *testing.T) {
 	cfg := DefaultConfig()
-	p := newProposer(nil, &cfg)
+	p := newProposer(nil, &cfg, 0)
 	p.close()
 
 	cmd := fsm.EncodeCommand(&fsm.Expire{Max: 1})

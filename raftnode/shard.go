@@ -49,7 +49,7 @@ func openShard(n *Node, id int) (*Shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Shard{id: id, node: n, store: store, fsm: newRaftFSM(store)}
+	s := &Shard{id: id, node: n, store: store, fsm: newRaftFSM(store, observerOf(&n.cfg))}
 	if err := s.startRaft(dir); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("shard %d: %w", id, err)
@@ -120,7 +120,7 @@ func (s *Shard) startRaft(dir string) error {
 		return err
 	}
 	s.raft = r
-	s.prop = newProposer(r, &s.node.cfg)
+	s.prop = newProposer(r, &s.node.cfg, s.id)
 	return nil
 }
 

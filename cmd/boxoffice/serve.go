@@ -143,6 +143,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	defer hln.Close()
 
+	metrics := httpapi.NewMetrics()
 	cfg := raftnode.DefaultConfig()
 	cfg.ID = f.id
 	cfg.DataDir = f.dataDir
@@ -154,6 +155,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	cfg.SnapshotThreshold = f.snapshotThreshold
 	cfg.SnapshotInterval = f.snapshotInterval
 	cfg.Logger = logger
+	cfg.Observer = metrics
 	cfg.RaftLogOutput = os.Stderr
 	node, err := raftnode.New(cfg)
 	if err != nil {
@@ -168,6 +170,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	pcfg := payment.DefaultConfig()
 	pcfg.Lease = f.checkoutLease
 	pcfg.Logger = logger
+	pcfg.Observe = metrics.PaymentOutcome
 	checkout, err := payment.New(node, gw, pcfg)
 	if err != nil {
 		node.Close()
@@ -180,6 +183,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	hcfg.OpenAPI = api.OpenAPI()
 	hcfg.Checkout = checkout
 	hcfg.Logger = logger
+	hcfg.Metrics = metrics
 	srv, err := httpapi.New(node, hcfg)
 	if err != nil {
 		node.Close()

@@ -143,13 +143,17 @@ func (c *Cluster) Config(m *Member, bootstrap bool) raftnode.Config {
 func (c *Cluster) startMember(m *Member, bootstrap bool) {
 	t := c.t
 	var node *raftnode.Node
+	metrics := httpapi.NewMetrics()
 	// The raft port may still be in TIME_WAIT use right after a stop.
 	require.Eventually(t, func() bool {
 		var err error
-		node, err = raftnode.New(c.Config(m, bootstrap))
+		cfg := c.Config(m, bootstrap)
+		cfg.Observer = metrics
+		node, err = raftnode.New(cfg)
 		return err == nil
 	}, 10*time.Second, 50*time.Millisecond, "start %s", m.ID)
 	pcfg := payment.DefaultConfig()
+	pcfg.Observe = metrics.PaymentOutcome
 	if c.opts.TunePayment != nil {
 		c.opts.TunePayment(&pcfg)
 	}
@@ -160,6 +164,7 @@ func (c *Cluster) startMember(m *Member, bootstrap bool) {
 	hcfg.AuthSecret = Secret
 	hcfg.OpenAPI = api.OpenAPI()
 	hcfg.Checkout = checkout
+	hcfg.Metrics = metrics
 	srv, err := httpapi.New(node, hcfg)
 	require.NoError(t, err)
 	var ln net.Listener
