@@ -7,12 +7,23 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 )
 
 func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "boxoffice:", err)
+		os.Exit(exitCodeOf(err))
+	}
+}
+
+// newRoot builds the command tree.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "boxoffice",
 		Short:         "A replicated seat-inventory store for ticket on-sales",
@@ -21,12 +32,25 @@ func main() {
 	}
 	root.AddCommand(serveCmd(), tokenCmd(), localCmd())
 	root.AddCommand(benchCmd())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "boxoffice:", err)
-		os.Exit(1)
+	root.AddCommand(clusterCmd(), eventsCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	return root
+}
+
+// exitCodeOf is exitCode, counting cobra's own command-line errors (an
+// unknown command, a missing required flag, a wrong number of arguments)
+// as usage errors: cobra reports those as plain errors.
+func exitCodeOf(err error) int {
+	if err == nil {
+		return exitOK
 	}
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "required flag", "accepts ", "unknown flag", "unknown shorthand flag", "invalid argument"} {
+		if strings.HasPrefix(msg, p) {
+			return exitUsage
+		}
+	}
+	return exitCode(err)
 }
 
 // env returns the value of an environment variable or a default.
