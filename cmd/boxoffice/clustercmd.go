@@ -85,8 +85,8 @@ func writeClusterStatus(w io.Writer, st client.ClusterStatus) {
 func clusterAddCmd(r *remote) *cobra.Command {
 	var m client.Member
 	c := &cobra.Command{
-		Use:   "add",
-		Short: "Add a started node to every shard (it catches up by snapshot, then votes)",
+		Use:     "add",
+		Short:   "Add a started node to every shard (it catches up by snapshot, then votes)",
 		Example: `  boxoffice cluster add --id n4 --raft-addr 10.0.0.4:7000 --http-addr 10.0.0.4:8080 --token $ADMIN`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
