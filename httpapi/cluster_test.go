@@ -194,7 +194,7 @@ func TestPurchaseAndExpiredHold(t *testing.T) {
 	assert.Equal(t, "paid", order.State)
 	code, body = c.Do(c.Members[0], "GET", "/v1/orders/"+order.ID+"?consistency=strong", buyer("u1"), nil)
 	require.Equal(t, 200, code, "%s", body)
-	code, _ = c.Do(c.Members[0], "GET", "/v1/orders/"+order.ID, buyer("u2"), nil)
+	code, _ = c.Do(c.Members[0], "GET", "/v1/orders/"+order.ID+"?consistency=strong", buyer("u2"), nil)
 	assert.Equal(t, 403, code)
 	code, body = c.Do(m, "POST", "/v1/holds/"+h.ID+"/purchase", buyer("u1"), nil)
 	assert.Equal(t, 409, code, "a purchased hold cannot be bought again: %s", body)

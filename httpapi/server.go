@@ -14,6 +14,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -35,6 +36,7 @@ type Node interface {
 	LeaderNode(shard int) (boxoffice.Node, bool)
 	Propose(ctx context.Context, shard int, c fsm.Command) (fsm.Result, error)
 	ReadBarrier(ctx context.Context, shard int) error
+	CaughtUp(shard int) error
 	Store(shard int) *fsm.Store
 	AddMember(ctx context.Context, shard int, m boxoffice.Node) error
 	RemoveMember(ctx context.Context, shard int, id string) error
@@ -117,6 +119,7 @@ type Server struct {
 
 	tokens  tokenCache
 	picks   inflightPicks
+	reqSeq  atomic.Uint64
 	metrics *Metrics
 	scrape  fasthttp.RequestHandler
 }
@@ -181,6 +184,8 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	method := string(ctx.Method())
 	ctx.Response.Header.Set("X-Boxoffice-Node", s.node.ID())
+	s.requestID(ctx)
+	defer s.logRequest(ctx, method, path, start)
 	switch {
 	case path == "/healthz":
 		s.healthz(ctx)
@@ -318,9 +323,15 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 	deadline := time.Now().Add(s.cfg.LeaderWait)
 	for {
 		if s.node.IsLeader(shard) {
-			cctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-			err := fn(cctx)
-			cancel()
+			// Handlers check a write against this node's state before
+			// proposing: a leader new in its term must first have applied
+			// what its predecessors committed.
+			err := s.node.CaughtUp(shard)
+			if err == nil {
+				cctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+				err = fn(cctx)
+				cancel()
+			}
 			if err != nil && boxoffice.CodeOf(err) == boxoffice.CodeNotLeader && time.Now().Before(deadline) {
 				// Lost leadership before proposing: nothing was appended,
 				// so trying again at the new leader is safe.
@@ -359,4 +370,48 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+const (
+	headerRequestID = "X-Request-Id"
+	userValueErr    = "boxoffice.err"
+)
+
+// requestID gives the request an id: the client's X-Request-Id if it is a
+// valid id, else a new one (this node's id and a counter). It is sent back,
+// carried along when the request is forwarded, and in every log line about
+// the request.
+func (s *Server) requestID(ctx *fasthttp.RequestCtx) {
+	id := ctx.Request.Header.Peek(headerRequestID)
+	if len(id) == 0 || !boxoffice.ValidID(string(id)) {
+		id = strconv.AppendUint(append([]byte(s.node.ID()), '-'), s.reqSeq.Add(1), 36)
+		ctx.Request.Header.SetBytesV(headerRequestID, id)
+	}
+	ctx.Response.Header.SetBytesV(headerRequestID, id)
+}
+
+// logRequest logs a request that failed on the server's side (internal
+// errors at error level, with their cause), and every request at debug
+// level.
+func (s *Server) logRequest(ctx *fasthttp.RequestCtx, method, path string, start time.Time) {
+	status := ctx.Response.StatusCode()
+	level := slog.LevelDebug
+	if status == fasthttp.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	if !s.log.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", string(ctx.Request.Header.Peek(headerRequestID))),
+		slog.String("method", method), slog.String("path", path), slog.Int("status", status),
+		slog.Duration("took", time.Since(start)),
+	}
+	if by := ctx.Request.Header.Peek(headerForwarded); len(by) > 0 {
+		attrs = append(attrs, slog.String("forwarded_by", string(by)))
+	}
+	if err, ok := ctx.UserValue(userValueErr).(error); ok {
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	s.log.LogAttrs(context.Background(), level, "request", attrs...)
 }

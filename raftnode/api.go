@@ -24,6 +24,10 @@ func (n *Node) Store(shard int) *fsm.Store { return n.shards[shard].store }
 // IsLeader reports whether this node leads shard.
 func (n *Node) IsLeader(shard int) bool { return n.shards[shard].IsLeader() }
 
+// CaughtUp returns once this node, leading shard, has applied everything
+// committed before its term (see Shard.CaughtUp).
+func (n *Node) CaughtUp(shard int) error { return n.shards[shard].CaughtUp() }
+
 // ReadBarrier prepares a linearizable read of shard; see Shard.ReadBarrier.
 func (n *Node) ReadBarrier(ctx context.Context, shard int) error {
 	return n.shards[shard].ReadBarrier(ctx)

@@ -182,20 +182,32 @@ func (s *Shard) ReadBarrier(ctx context.Context) error {
 	if s.raft.State() != raft.Leader {
 		return boxoffice.Errorf(boxoffice.CodeNotLeader, "node %s does not lead shard %d", s.node.cfg.ID, s.id)
 	}
-	term := s.raft.CurrentTerm()
-	if s.readyTerm.Load() != term {
-		// A new leader's commit index may still lag the entries its
-		// predecessors committed until it commits one of its own term.
-		if err := s.raft.Barrier(s.node.cfg.ApplyTimeout).Error(); err != nil {
-			return raftErr(err)
-		}
-		s.readyTerm.Store(term)
+	if err := s.CaughtUp(); err != nil {
+		return err
 	}
 	commit := s.raft.CommitIndex()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return raftErr(err)
 	}
 	return s.WaitApplied(ctx, s.lastFSMIndex(commit))
+}
+
+// CaughtUp returns once this leader's state machine has applied every
+// entry committed before its term: at once after the first call of a term.
+// A new leader's commit index may lag the entries its predecessors
+// committed until it commits one of its own term, so until then its local
+// state can miss them (an event just created reads as not found); handlers
+// that check a write against local state before proposing call this first.
+func (s *Shard) CaughtUp() error {
+	term := s.raft.CurrentTerm()
+	if s.readyTerm.Load() == term {
+		return nil
+	}
+	if err := s.raft.Barrier(s.node.cfg.ApplyTimeout).Error(); err != nil {
+		return raftErr(err)
+	}
+	s.readyTerm.Store(term)
+	return nil
 }
 
 // lastFSMIndex returns the newest index at or below index of an entry that
