@@ -65,7 +65,10 @@ func StatusOf(c boxoffice.Code) int {
 func writeError(ctx *fasthttp.RequestCtx, err error) {
 	var e *boxoffice.Error
 	if !errors.As(err, &e) {
-		e = &boxoffice.Error{Code: boxoffice.CodeInternal, Detail: "internal error"}
+		// The cause stays in the server's log (with the request id), not
+		// in the answer.
+		ctx.SetUserValue(userValueErr, err)
+		e = &boxoffice.Error{Code: boxoffice.CodeInternal, Detail: "internal error; the request id is in X-Request-Id"}
 	}
 	writeProblem(ctx, e.Code, e.Detail)
 }

@@ -41,6 +41,8 @@ type Options struct {
 	Gateway boxoffice.PaymentGateway
 	// TunePayment adjusts each node's checkout saga config.
 	TunePayment func(*payment.Config)
+	// TuneHTTP adjusts each node's HTTP server config (its logger, say).
+	TuneHTTP func(*httpapi.Config)
 }
 
 // Member is one node of the cluster and its HTTP front end.
@@ -165,6 +167,9 @@ func (c *Cluster) startMember(m *Member, bootstrap bool) {
 	hcfg.OpenAPI = api.OpenAPI()
 	hcfg.Checkout = checkout
 	hcfg.Metrics = metrics
+	if c.opts.TuneHTTP != nil {
+		c.opts.TuneHTTP(&hcfg)
+	}
 	srv, err := httpapi.New(node, hcfg)
 	require.NoError(t, err)
 	var ln net.Listener
