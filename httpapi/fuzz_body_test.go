@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 	"github.com/valyala/fasthttp"
 
@@ -375,5 +377,59 @@ func FuzzQuery(f *testing.F) {
 		default:
 			require.True(t, shard >= 0 && shard < fuzzShards, "shard %d", shard)
 		}
+	})
+}
+
+// FuzzAuthorization fuzzes the Authorization header: a rejection is 401
+// unauthorized; an accepted header carries a token that verifies under the
+// server's secret (HS256, not expired) with a valid subject and a known
+// role, and the principal is the token's; asking again (from the token
+// cache) gives the same answer.
+func FuzzAuthorization(f *testing.F) {
+	secret := []byte("fuzz-secret-0123456789abcdef")
+	mint := func(key any, method jwt.SigningMethod, c jwt.MapClaims) string {
+		tok, err := jwt.NewWithClaims(method, c).SignedString(key)
+		require.NoError(f, err)
+		return tok
+	}
+	later, earlier := time.Now().Add(24*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
+	for _, h := range []string{
+		"", "Bearer", "Bearer ", "bearer x", "Basic dTE6cHc=", "Bearer not.a.token", "Bearer a.b.c.d",
+		"Bearer " + mint(secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u1", "role": "buyer", "exp": later}),
+		"Bearer " + mint(secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "admin", "role": "admin", "exp": later, "iat": earlier}),
+		"Bearer " + mint(secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u1", "role": "buyer", "exp": earlier}),
+		"Bearer " + mint(secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u1", "role": "buyer"}),
+		"Bearer " + mint(secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u 1", "role": "buyer", "exp": later}),
+		"Bearer " + mint(secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u1", "role": "root", "exp": later}),
+		"Bearer " + mint(secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u1", "role": "buyer", "exp": later, "nbf": later}),
+		"Bearer " + mint(secret, jwt.SigningMethodHS512, jwt.MapClaims{"sub": "u1", "role": "buyer", "exp": later}),
+		"Bearer " + mint([]byte("another-secret-0123456789"), jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u1", "role": "buyer", "exp": later}),
+		"Bearer " + mint(jwt.UnsafeAllowNoneSignatureType, jwt.SigningMethodNone, jwt.MapClaims{"sub": "u1", "role": "admin", "exp": later}),
+	} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		s := &Server{cfg: Config{AuthSecret: secret}}
+		ctx := &fasthttp.RequestCtx{}
+		ctx.Request.Header.Set(fasthttp.HeaderAuthorization, header)
+		p, err := s.authenticate(ctx)
+		if err != nil {
+			var e *boxoffice.Error
+			require.True(t, errors.As(err, &e), "%v", err)
+			require.Equal(t, boxoffice.CodeUnauthorized, e.Code)
+			require.Equal(t, 401, StatusOf(e.Code))
+			return
+		}
+		require.True(t, boxoffice.ValidID(p.Subject), "subject %q", p.Subject)
+		require.Contains(t, []Role{RoleBuyer, RoleOrganiser, RoleAdmin}, p.Role)
+		raw := string(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))[len("Bearer "):]
+		var c claims
+		_, err = jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return secret, nil },
+			jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
+		require.NoError(t, err, "accepted a token that does not verify")
+		require.Equal(t, Principal{Subject: c.Subject, Role: c.Role}, p)
+		again, err := s.authenticate(ctx)
+		require.NoError(t, err)
+		require.Equal(t, p, again)
 	})
 }
