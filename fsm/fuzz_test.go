@@ -22,7 +22,8 @@ import (
 //     never internal;
 //   - a rejected command changes nothing (but the idempotency record of an
 //     Idempotent one);
-//   - the cross-index invariants of checkInvariants hold;
+//   - the cross-index invariants of checkInvariants hold, and the queries
+//     agree with them (checkQueries);
 //
 // and, at the end, that applying the whole log again to a fresh store in one
 // ApplyEntries call gives the same answers and the same store.
@@ -203,6 +204,99 @@ func (r *fuzzRun) apply(call [][]Command) {
 	r.log = append(r.log, entries...)
 	r.cmds = append(r.cmds, call...)
 	checkInvariants(t, r.s)
+	r.checkQueries()
+}
+
+// checkQueries checks the read path the API serves from against the holds
+// and orders: each event's seat map and its counts agree; a seat shows held
+// by an unexpired hold, or checking-out one within its lease, that lists
+// it, and sold by a paid order that lists it; and every such hold and
+// order shows on the map as owning each of its seats.
+func (r *fuzzRun) checkQueries() {
+	t, s, now := r.t, r.s, r.s.NowMs()
+	owner := map[string]string{} // event/seat → "held h" or "sold o", from the holds and orders
+	for _, id := range r.holds {
+		h, err := s.Hold(id)
+		require.NoError(t, err)
+		until := h.ExpiresAtMs
+		switch h.State {
+		case boxoffice.HoldActive:
+		case boxoffice.HoldCheckingOut:
+			o, err := s.Order(h.Order)
+			require.NoError(t, err)
+			until = max(until, o.LeaseUntilMs)
+		default:
+			continue
+		}
+		if until > now {
+			for _, seat := range h.Seats {
+				owner[h.Event+"/"+seat] = "held " + h.ID
+			}
+		}
+	}
+	for _, id := range r.orders {
+		o, err := s.Order(id)
+		require.NoError(t, err)
+		if o.State == boxoffice.OrderPaid {
+			for _, seat := range o.Seats {
+				require.NotContains(t, owner, o.Event+"/"+seat, "seat %s of paid order %s also held", seat, o.ID)
+				owner[o.Event+"/"+seat] = "sold " + o.ID
+			}
+		}
+	}
+	// The events to look at: the programs' own, and any a raw command
+	// made a hold or order in.
+	events := slices.Clone(fuzzEvents)
+	for k := range owner {
+		if ev, _, _ := strings.Cut(k, "/"); !slices.Contains(events, ev) {
+			events = append(events, ev)
+		}
+	}
+	shown := map[string]string{}
+	for _, ev := range events {
+		e, err := s.Event(ev)
+		if err != nil {
+			continue
+		}
+		if e.Venue.Capacity() > 2*seatPoolMax {
+			// The large venue: only its taken seats.
+			for _, st := range []boxoffice.SeatState{boxoffice.SeatHeld, boxoffice.SeatSold} {
+				seats, err := s.Seats(ev, SeatFilter{State: &st})
+				require.NoError(t, err)
+				for _, seat := range seats {
+					shown[ev+"/"+seat.ID] = fmt.Sprintf("%s %s%s", seat.State, seat.Hold, seat.Order)
+				}
+			}
+			continue
+		}
+		seats, err := s.Seats(ev, SeatFilter{})
+		require.NoError(t, err)
+		require.Len(t, seats, e.Venue.Capacity())
+		counts, err := s.Counts(ev)
+		require.NoError(t, err)
+		tally := map[string]*boxoffice.CategoryCount{}
+		for _, c := range e.Categories {
+			tally[c.ID] = &boxoffice.CategoryCount{Category: c.ID}
+		}
+		for _, seat := range seats {
+			c := tally[seat.Category]
+			c.Capacity++
+			switch seat.State {
+			case boxoffice.SeatFree:
+				c.Free++
+				continue
+			case boxoffice.SeatHeld:
+				c.Held++
+			case boxoffice.SeatSold:
+				c.Sold++
+			}
+			shown[ev+"/"+seat.ID] = fmt.Sprintf("%s %s%s", seat.State, seat.Hold, seat.Order)
+		}
+		for i, c := range e.Categories {
+			require.Equal(t, *tally[c.ID], counts[i], "counts of %s in %s", c.ID, ev)
+		}
+	}
+	require.Equal(t, owner, shown, "the seat maps and the holds and orders disagree")
 }
 
 // stateWithoutIdem is the store's state but for the idempotency tables: an

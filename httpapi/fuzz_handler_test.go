@@ -198,6 +198,37 @@ func fuzzTokens(t testing.TB) []string {
 		mint("admin", httpapi.RoleAdmin, time.Hour), "not.a.token", mint("u1", httpapi.RoleBuyer, -time.Minute)}
 }
 
+// readAfterWrite reads what a write answered — its hold, order or event —
+// and requires the same (an event's read adds its availability).
+func readAfterWrite(t *testing.T, srv *httpapi.Server, admin string, a fuzzAnswer, where string) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(a.body), &out), where)
+	var uri string
+	switch {
+	case strings.HasPrefix(out.ID, "h_"):
+		uri = "/v1/holds/" + out.ID
+	case strings.HasPrefix(out.ID, "o_"):
+		uri = "/v1/orders/" + out.ID
+	case strings.HasPrefix(a.path, "/v1/events") && strings.Count(a.path, "/") <= 3 && out.ID != "":
+		uri = "/v1/events/" + out.ID
+	default:
+		return
+	}
+	r := serve(srv, "GET", uri, admin, "", nil)
+	require.Equal(t, 200, r.status, "read of %s after %s: %s", uri, where, r.body)
+	if !strings.HasPrefix(uri, "/v1/events/") {
+		require.Equal(t, a.body, r.body, "read of %s after %s", uri, where)
+		return
+	}
+	var wrote, read map[string]any
+	require.NoError(t, json.Unmarshal([]byte(a.body), &wrote))
+	require.NoError(t, json.Unmarshal([]byte(r.body), &read))
+	delete(read, "availability")
+	require.Equal(t, wrote, read, "read of %s after %s", uri, where)
+}
+
 type fuzzAnswer struct {
 	status int
 	ctype  string
@@ -237,6 +268,8 @@ func serve(srv *httpapi.Server, method, uri, token, key string, body []byte) fuz
 //   - the state machine never halts on what the layer proposed;
 //   - a refused request changed nothing (a declined payment records its
 //     failed order: that 402 is the exception);
+//   - what a write answers (a hold, an order, an event) is what a read of
+//     it right after answers;
 //   - with an Idempotency-Key, the same request again gets the same
 //     status and body.
 func FuzzHandler(f *testing.F) {
@@ -354,6 +387,10 @@ func FuzzHandler(f *testing.F) {
 			if a.ctype == "application/json" {
 				require.True(t, json.Valid([]byte(a.body)), where)
 			}
+		}
+
+		if m != "GET" && (a.status == 200 || a.status == 201) && a.ctype == "application/json" {
+			readAfterWrite(t, srv, tokens[admin], a, where)
 		}
 
 		if key == "" {
