@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 # stripe-mock: Stripe's API mock, started by the payment tests (payment/stripe_test.go).
 STRIPE_MOCK_VERSION := v0.203.0
 
-.PHONY: run test build deps lint unit stripe-mock bench clean
+.PHONY: run test build deps lint unit stripe-mock bench fuzz clean
 
 ## run: build and start a local 3-node cluster with a 100,000-seat demo event (Ctrl-C stops it)
 run: build
@@ -38,6 +38,21 @@ stripe-mock:
 ## bench: the Go benchmarks of the hot paths (figures, not pass/fail)
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./fsm ./raftnode
+
+## fuzz: run every fuzz target for FUZZTIME each (default 30s), one after another
+# `make test` runs only their seeds and committed corpora. The targets are
+# found by name (func Fuzz... in *_test.go). A crash is written under the
+# package's testdata/fuzz/<Target>/: commit it with the fix, and every
+# `go test` runs it from then on.
+FUZZTIME ?= 30s
+
+fuzz: deps
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for name in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== $$dir $$name ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s -parallel 1 $$dir; \
+		done; \
+	done
 
 clean:
 	rm -rf bin data

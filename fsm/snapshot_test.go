@@ -248,3 +248,22 @@ func TestConfigValidate(t *testing.T) {
 	_, err = Open(Config{Dir: t.TempDir(), Shard: 1 << 20, MemTableBytes: 16 << 20})
 	require.Error(t, err)
 }
+
+// A store on an in-memory filesystem (Config.FS) snapshots and restores as
+// one on disk does: Restore's directory swap goes through the same FS.
+func TestSnapshotRestoreInMemory(t *testing.T) {
+	log := randomLog(5, 120)
+	src := newMemStore(t)
+	applyLog(t, src, log, 20)
+	b, applied := snapshotBytes(t, src)
+
+	dst := newMemStore(t)
+	applyOne(t, dst, 1, 500, &CreateEvent{Event: testEvent(t, "e9", "Z:floor:1x3", "floor:5", 1, 1)})
+	require.NoError(t, dst.Restore(bytes.NewReader(b)))
+	require.Equal(t, mustHash(t, src), mustHash(t, dst))
+	require.Equal(t, applied, dst.AppliedIndex())
+	require.Equal(t, dumpStore(t, src), dumpStore(t, dst))
+	checkInvariants(t, dst)
+	_, err := dst.Event("e9")
+	require.ErrorIs(t, err, boxoffice.ErrEventNotFound, "the target's own event is gone")
+}

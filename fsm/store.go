@@ -19,6 +19,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"boxoffice"
 )
@@ -37,6 +38,10 @@ type Config struct {
 	// Holds read seat records at random; a cache that fits an event's
 	// taken seats keeps those reads off the disk.
 	CacheBytes int64
+	// FS is the filesystem of the store and of its restores; nil is the
+	// operating system's. Tests and fuzz targets pass vfs.NewMem(), which
+	// opens in about a millisecond where a directory on disk takes 30.
+	FS vfs.FS
 }
 
 // DefaultConfig returns the defaults for everything but Dir and Shard.
@@ -89,7 +94,10 @@ func Open(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := recoverSwap(cfg.Dir); err != nil {
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if err := recoverSwap(cfg.FS, cfg.Dir); err != nil {
 		return nil, err
 	}
 	db, err := openPebble(cfg)
@@ -109,6 +117,7 @@ func openPebble(cfg Config) (*pebble.DB, error) {
 		MemTableSize:       cfg.MemTableBytes,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             quietLogger{},
+		FS:                 cfg.FS,
 	}
 	// Bloom filters on every level: most point reads of a hold are for
 	// seats that have no record (free seats), and a filter answers those
@@ -266,23 +275,23 @@ func (s *Store) ApplyEntries(entries []Entry) ([][]Result, error) {
 
 // recoverSwap finishes or undoes a directory swap that Restore left when the
 // process died: dir.restore is complete only once dir has been moved away.
-func recoverSwap(dir string) error {
+func recoverSwap(fs vfs.FS, dir string) error {
 	restoreDir, oldDir := dir+".restore", dir+".old"
-	_, errDir := os.Stat(dir)
-	_, errRestore := os.Stat(restoreDir)
+	_, errDir := fs.Stat(dir)
+	_, errRestore := fs.Stat(restoreDir)
 	switch {
 	case errDir == nil && errRestore == nil:
 		// Crashed while writing the restore: the old store is intact.
-		if err := os.RemoveAll(restoreDir); err != nil {
+		if err := fs.RemoveAll(restoreDir); err != nil {
 			return err
 		}
-	case os.IsNotExist(errDir) && errRestore == nil:
+	case errors.Is(errDir, os.ErrNotExist) && errRestore == nil:
 		// Crashed between the two renames: the restore is complete.
-		if err := os.Rename(restoreDir, dir); err != nil {
+		if err := fs.Rename(restoreDir, dir); err != nil {
 			return fmt.Errorf("finish restore: %w", err)
 		}
 	}
-	return os.RemoveAll(oldDir)
+	return fs.RemoveAll(oldDir)
 }
 
 // Snapshot syncs Pebble and pins a consistent view of the store.
@@ -349,8 +358,9 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 // it, and swaps directories, so that a crash leaves either the old store or
 // the new one, never a mix.
 func (s *Store) Restore(r io.Reader) error {
+	fs := s.cfg.FS
 	restoreDir := s.cfg.Dir + ".restore"
-	if err := os.RemoveAll(restoreDir); err != nil {
+	if err := fs.RemoveAll(restoreDir); err != nil {
 		return err
 	}
 	tmpCfg := s.cfg
@@ -361,7 +371,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	if err := readSnapshot(r, db); err != nil {
 		db.Close()
-		os.RemoveAll(restoreDir)
+		fs.RemoveAll(restoreDir)
 		return fmt.Errorf("restore shard %d: %w", s.cfg.Shard, err)
 	}
 	if err := db.Close(); err != nil {
@@ -378,16 +388,16 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(s.cfg.Dir, s.cfg.Dir+".old"); err != nil {
+	if err := fs.Rename(s.cfg.Dir, s.cfg.Dir+".old"); err != nil {
 		return fmt.Errorf("restore: move old store: %w", err)
 	}
-	if err := os.Rename(restoreDir, s.cfg.Dir); err != nil {
+	if err := fs.Rename(restoreDir, s.cfg.Dir); err != nil {
 		return fmt.Errorf("restore: move new store: %w", err)
 	}
-	if err := syncDir(s.cfg.Dir + "/.."); err != nil {
+	if err := syncDir(fs, fs.PathDir(s.cfg.Dir)); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(s.cfg.Dir + ".old"); err != nil {
+	if err := fs.RemoveAll(s.cfg.Dir + ".old"); err != nil {
 		return err
 	}
 	if s.db, err = openPebble(s.cfg); err != nil {
@@ -398,8 +408,8 @@ func (s *Store) Restore(r io.Reader) error {
 	return s.loadMeta()
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+func syncDir(fs vfs.FS, dir string) error {
+	f, err := fs.OpenDir(dir)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -49,14 +48,14 @@ func (s *Server) clusterStatus(ctx *fasthttp.RequestCtx) {
 // shardParam reads the optional ?shard= of membership routes. A request
 // without it acts on every shard: the node that receives it forwards one
 // request per shard to that shard's leader.
-func (s *Server) shardParam(ctx *fasthttp.RequestCtx) (shard int, all bool, err error) {
+func parseShardParam(ctx *fasthttp.RequestCtx, shards int) (shard int, all bool, err error) {
 	v := ctx.QueryArgs().Peek("shard")
 	if len(v) == 0 {
 		return 0, true, nil
 	}
 	n, perr := strconv.Atoi(string(v))
-	if perr != nil || n < 0 || n >= s.node.ShardCount() {
-		return 0, false, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "shard must be 0..%d", s.node.ShardCount()-1)
+	if perr != nil || n < 0 || n >= shards {
+		return 0, false, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "shard must be 0..%d", shards-1)
 	}
 	return n, false, nil
 }
@@ -66,19 +65,27 @@ func validAddr(a string) bool {
 	return err == nil && host != "" && port != "" && len(a) <= 255
 }
 
+// readMemberRequest reads the body of POST /v1/cluster/members.
+func readMemberRequest(ctx *fasthttp.RequestCtx) (boxoffice.Node, error) {
+	var m boxoffice.Node
+	if err := readJSON(ctx, &m); err != nil {
+		return m, err
+	}
+	if !boxoffice.ValidID(m.ID) || !validAddr(m.RaftAddr) || !validAddr(m.HTTPAddr) {
+		return m, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "id must be a valid id, raftAddr and httpAddr host:port")
+	}
+	return m, nil
+}
+
 func (s *Server) addMember(ctx *fasthttp.RequestCtx) {
 	// Membership changes are idempotent in Raft (transfers are not, and
 	// are not worth remembering): a key is checked but not recorded.
 	if _, _, ok := s.writer(ctx, RoleAdmin); !ok {
 		return
 	}
-	var m boxoffice.Node
-	if err := readJSON(ctx, &m); err != nil {
+	m, err := readMemberRequest(ctx)
+	if err != nil {
 		writeError(ctx, err)
-		return
-	}
-	if !boxoffice.ValidID(m.ID) || !validAddr(m.RaftAddr) || !validAddr(m.HTTPAddr) {
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, "id must be a valid id, raftAddr and httpAddr host:port")
 		return
 	}
 	s.eachShard(ctx, func(cctx context.Context, shard int) error {
@@ -105,7 +112,7 @@ func (s *Server) removeMember(ctx *fasthttp.RequestCtx, id string) {
 // ?shard=, to itself through the ordinary write path, which forwards it to
 // the leader when needed.
 func (s *Server) eachShard(ctx *fasthttp.RequestCtx, fn func(context.Context, int) error) {
-	shard, all, err := s.shardParam(ctx)
+	shard, all, err := parseShardParam(ctx, s.node.ShardCount())
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -140,23 +147,30 @@ type transferRequest struct {
 	To    string `json:"to"`
 }
 
+// readTransferRequest reads the body of POST /v1/cluster/transfer-leadership.
+func readTransferRequest(ctx *fasthttp.RequestCtx, shards int) (transferRequest, error) {
+	var in transferRequest
+	if err := readJSON(ctx, &in); err != nil {
+		return in, err
+	}
+	if in.Shard == nil || *in.Shard < 0 || *in.Shard >= shards {
+		return in, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "shard must be 0..%d", shards-1)
+	}
+	if in.To != "" && !boxoffice.ValidID(in.To) {
+		return in, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "to must be a node id")
+	}
+	return in, nil
+}
+
 func (s *Server) transferLeadership(ctx *fasthttp.RequestCtx) {
 	// Membership changes are idempotent in Raft (transfers are not, and
 	// are not worth remembering): a key is checked but not recorded.
 	if _, _, ok := s.writer(ctx, RoleAdmin); !ok {
 		return
 	}
-	var in transferRequest
-	if err := readJSON(ctx, &in); err != nil {
+	in, err := readTransferRequest(ctx, s.node.ShardCount())
+	if err != nil {
 		writeError(ctx, err)
-		return
-	}
-	if in.Shard == nil || *in.Shard < 0 || *in.Shard >= s.node.ShardCount() {
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, fmt.Sprintf("shard must be 0..%d", s.node.ShardCount()-1))
-		return
-	}
-	if in.To != "" && !boxoffice.ValidID(in.To) {
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, "to must be a node id")
 		return
 	}
 	shard := *in.Shard

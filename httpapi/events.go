@@ -164,12 +164,7 @@ func (s *Server) createEvent(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	var in eventJSON
-	if err := readJSON(ctx, &in); err != nil {
-		writeError(ctx, err)
-		return
-	}
-	ev, err := in.toEvent()
+	ev, err := readEventRequest(ctx)
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -192,6 +187,29 @@ func (s *Server) createEvent(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, 201, eventOut(res.Event))
 		return nil
 	})
+}
+
+// readEventRequest reads the body of POST /v1/events: the event, validated
+// (its organiser is the caller's, set by the handler).
+func readEventRequest(ctx *fasthttp.RequestCtx) (boxoffice.Event, error) {
+	var in eventJSON
+	if err := readJSON(ctx, &in); err != nil {
+		return boxoffice.Event{}, err
+	}
+	return in.toEvent()
+}
+
+// readEventPatch reads the body of PATCH /v1/events/{id}; it is validated
+// when applied to the current event.
+func readEventPatch(ctx *fasthttp.RequestCtx, id string) (eventPatch, error) {
+	var in eventPatch
+	if err := readJSON(ctx, &in); err != nil {
+		return in, err
+	}
+	if in.ID != nil && *in.ID != id {
+		return in, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "the body's id differs from the path's")
+	}
+	return in, nil
 }
 
 // eventPatch is a partial update: the fields present replace the event's.
@@ -226,11 +244,11 @@ func (p *eventPatch) apply(cur boxoffice.Event) (boxoffice.Event, error) {
 	if p.StartsAt != nil {
 		e.StartsAtMs = 0
 		if *p.StartsAt != "" {
-			t, err := time.Parse(time.RFC3339, *p.StartsAt)
+			ms, err := parseStartsAt(*p.StartsAt)
 			if err != nil {
-				return e, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "startsAt %q is not an RFC 3339 time", *p.StartsAt)
+				return e, err
 			}
-			e.StartsAtMs = t.UnixMilli()
+			e.StartsAtMs = ms
 		}
 	}
 	if p.Categories != nil {
@@ -258,13 +276,9 @@ func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	var in eventPatch
-	if err := readJSON(ctx, &in); err != nil {
+	in, err := readEventPatch(ctx, id)
+	if err != nil {
 		writeError(ctx, err)
-		return
-	}
-	if in.ID != nil && *in.ID != id {
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, "the body's id differs from the path's")
 		return
 	}
 	shard := s.node.ShardOfEvent(id)
@@ -324,19 +338,28 @@ func (s *Server) getEvent(ctx *fasthttp.RequestCtx, id string) {
 	})
 }
 
-func (s *Server) seats(ctx *fasthttp.RequestCtx, id string) {
-	if !validPathID(ctx, "event", id) {
-		return
-	}
+// parseSeatFilter reads the query of GET /v1/events/{event}/seats.
+func parseSeatFilter(ctx *fasthttp.RequestCtx) (fsm.SeatFilter, error) {
 	q := ctx.QueryArgs()
 	f := fsm.SeatFilter{Section: string(q.Peek("section")), Category: string(q.Peek("category"))}
 	if v := q.Peek("status"); len(v) > 0 {
 		st, ok := boxoffice.ParseSeatState(string(v))
 		if !ok {
-			writeProblem(ctx, boxoffice.CodeInvalidArgument, "status must be free, held or sold")
-			return
+			return f, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "status must be free, held or sold")
 		}
 		f.State = &st
+	}
+	return f, nil
+}
+
+func (s *Server) seats(ctx *fasthttp.RequestCtx, id string) {
+	if !validPathID(ctx, "event", id) {
+		return
+	}
+	f, err := parseSeatFilter(ctx)
+	if err != nil {
+		writeError(ctx, err)
+		return
 	}
 	shard := s.node.ShardOfEvent(id)
 	s.read(ctx, shard, func() error {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -78,12 +77,8 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 	if !ok {
 		return
 	}
-	var in holdRequest
-	if err := readJSON(ctx, &in); err != nil {
-		writeError(ctx, err)
-		return
-	}
-	if err := in.check(); err != nil {
+	in, err := readHoldRequest(ctx)
+	if err != nil {
 		writeError(ctx, err)
 		return
 	}
@@ -103,6 +98,77 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 		writeJSON(ctx, 201, holdOut(res.Hold))
 		return nil
 	})
+}
+
+// Request bodies are decoded and checked by one function each, before
+// anything is proposed, so that the fuzz targets of fuzz_body_test.go can
+// call exactly what the handlers call.
+
+// readHoldRequest reads the body of POST /v1/events/{event}/holds.
+func readHoldRequest(ctx *fasthttp.RequestCtx) (holdRequest, error) {
+	var in holdRequest
+	if err := readJSON(ctx, &in); err != nil {
+		return in, err
+	}
+	return in, in.check()
+}
+
+// readReleaseRequest reads the optional body of DELETE /v1/holds/{hold}:
+// none releases the whole hold.
+func readReleaseRequest(ctx *fasthttp.RequestCtx) (releaseRequest, error) {
+	var in releaseRequest
+	if len(ctx.PostBody()) == 0 {
+		return in, nil
+	}
+	if err := readJSON(ctx, &in); err != nil {
+		return in, err
+	}
+	return in, checkSeatList(in.Seats, false)
+}
+
+// readExtendRequest reads the optional body of POST /v1/holds/{hold}/extend.
+func readExtendRequest(ctx *fasthttp.RequestCtx) (extendRequest, error) {
+	var in extendRequest
+	if len(ctx.PostBody()) > 0 {
+		if err := readJSON(ctx, &in); err != nil {
+			return in, err
+		}
+	}
+	if in.TTLSeconds < 0 || in.TTLSeconds > boxoffice.HoldTTLMax {
+		return in, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "ttlSeconds must be 0..%d", boxoffice.HoldTTLMax)
+	}
+	return in, nil
+}
+
+// readPurchaseRequest reads the optional body of POST /v1/holds/{hold}/purchase.
+func readPurchaseRequest(ctx *fasthttp.RequestCtx) (purchaseRequest, error) {
+	var in purchaseRequest
+	if len(ctx.PostBody()) > 0 {
+		if err := readJSON(ctx, &in); err != nil {
+			return in, err
+		}
+	}
+	if len(in.PaymentMethod) > boxoffice.IDLenMax {
+		return in, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "paymentMethod is too long")
+	}
+	return in, nil
+}
+
+// readExchangeRequest reads the body of POST /v1/orders/{order}/exchange.
+func readExchangeRequest(ctx *fasthttp.RequestCtx) (exchangeRequest, error) {
+	var in exchangeRequest
+	if err := readJSON(ctx, &in); err != nil {
+		return in, err
+	}
+	for _, list := range [][]string{in.Release, in.Take} {
+		if err := checkSeatList(list, false); err != nil {
+			return in, err
+		}
+	}
+	if len(in.Release) != len(in.Take) {
+		return in, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "release and take must name as many seats")
+	}
+	return in, nil
 }
 
 func (in *holdRequest) check() error {
@@ -292,16 +358,10 @@ func (s *Server) release(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	var in releaseRequest
-	if len(ctx.PostBody()) > 0 {
-		if err := readJSON(ctx, &in); err != nil {
-			writeError(ctx, err)
-			return
-		}
-		if err := checkSeatList(in.Seats, false); err != nil {
-			writeError(ctx, err)
-			return
-		}
+	in, err := readReleaseRequest(ctx)
+	if err != nil {
+		writeError(ctx, err)
+		return
 	}
 	s.write(ctx, shard, func(cctx context.Context) error {
 		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.Release{Hold: id, Buyer: buyerOf(p), Seats: in.Seats})
@@ -327,15 +387,9 @@ func (s *Server) extend(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	var in extendRequest
-	if len(ctx.PostBody()) > 0 {
-		if err := readJSON(ctx, &in); err != nil {
-			writeError(ctx, err)
-			return
-		}
-	}
-	if in.TTLSeconds < 0 || in.TTLSeconds > boxoffice.HoldTTLMax {
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, fmt.Sprintf("ttlSeconds must be 0..%d", boxoffice.HoldTTLMax))
+	in, err := readExtendRequest(ctx)
+	if err != nil {
+		writeError(ctx, err)
 		return
 	}
 	s.write(ctx, shard, func(cctx context.Context) error {
@@ -358,15 +412,9 @@ func (s *Server) purchase(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	var in purchaseRequest
-	if len(ctx.PostBody()) > 0 {
-		if err := readJSON(ctx, &in); err != nil {
-			writeError(ctx, err)
-			return
-		}
-	}
-	if len(in.PaymentMethod) > boxoffice.IDLenMax {
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, "paymentMethod is too long")
+	in, err := readPurchaseRequest(ctx)
+	if err != nil {
+		writeError(ctx, err)
 		return
 	}
 	s.write(ctx, shard, func(cctx context.Context) error {
@@ -427,19 +475,9 @@ func (s *Server) exchange(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	var in exchangeRequest
-	if err := readJSON(ctx, &in); err != nil {
+	in, err := readExchangeRequest(ctx)
+	if err != nil {
 		writeError(ctx, err)
-		return
-	}
-	for _, list := range [][]string{in.Release, in.Take} {
-		if err := checkSeatList(list, false); err != nil {
-			writeError(ctx, err)
-			return
-		}
-	}
-	if len(in.Release) != len(in.Take) {
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, "release and take must name as many seats")
 		return
 	}
 	s.write(ctx, shard, func(cctx context.Context) error {

@@ -93,13 +93,29 @@ func (j *eventJSON) toEvent() (boxoffice.Event, error) {
 		}
 	}
 	if j.StartsAt != "" {
-		t, err := time.Parse(time.RFC3339, j.StartsAt)
+		ms, err := parseStartsAt(j.StartsAt)
 		if err != nil {
-			return e, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "startsAt %q is not an RFC 3339 time", j.StartsAt)
+			return e, err
 		}
-		e.StartsAtMs = t.UnixMilli()
+		e.StartsAtMs = ms
 	}
 	return e, e.Validate()
+}
+
+// parseStartsAt reads an event's start, an RFC 3339 time, as Unix
+// milliseconds. The time must fall in the years 0000..9999 in UTC too, as
+// answers give it: "9999-12-31T23:00:00-02:00" is a valid RFC 3339 time, but
+// in UTC it is in the year 10000, which RFC 3339 cannot write, and the
+// event's own answer would be a startsAt that no request may send.
+func parseStartsAt(s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return 0, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "startsAt %q is not an RFC 3339 time", s)
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return 0, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "startsAt %q is outside the years 0000..9999 in UTC", s)
+	}
+	return t.UnixMilli(), nil
 }
 
 func eventOut(e *boxoffice.Event) eventJSON {
