@@ -58,6 +58,7 @@ func (n *memNode) ShardOfEvent(string) int                   { return 0 }
 func (n *memNode) IsLeader(int) bool                         { return true }
 func (n *memNode) LeaderNode(int) (boxoffice.Node, bool)     { return n.Self(), true }
 func (n *memNode) ReadBarrier(context.Context, int) error    { return nil }
+func (n *memNode) CaughtUp(int) error                        { return nil }
 func (n *memNode) Store(int) *fsm.Store                      { return n.store }
 func (n *memNode) Members() ([]boxoffice.Node, error)        { return n.store.Nodes() }
 func (n *memNode) Status() []raftnode.Status                 { return []raftnode.Status{n.status()} }
