@@ -274,6 +274,14 @@ type EtcdSystem struct {
 	members []string
 	mu      sync.Mutex
 	ttl     map[string]time.Duration // event → hold TTL
+	charge  *chargeSim
+}
+
+// SimulatePayment makes every purchase wait a simulated card charge first
+// (log-normal, median and spread as boxoffice's simulated gateway), so that
+// a purchase costs the same wait on every system; median 0: none.
+func (s *EtcdSystem) SimulatePayment(median time.Duration, spread float64, seed uint64) {
+	s.charge = newChargeSim(median, spread, seed)
 }
 
 var (
@@ -576,6 +584,9 @@ func (b *etcdBuyer) Release(ctx context.Context, key string, h *client.Hold) err
 // all or nothing; the order key must not exist yet. When it does, this is
 // a purchase sent again: its order is the answer.
 func (b *etcdBuyer) Purchase(ctx context.Context, key string, h *client.Hold, _ string) (*client.Order, error) {
+	if err := b.s.charge.wait(ctx); err != nil {
+		return nil, err
+	}
 	o := etcdOrder{ID: "o-" + h.ID, Event: h.Event, Hold: h.ID, Buyer: h.Buyer, Seats: h.Seats, State: client.OrderPaid}
 	okey := etcdOrderPrefix(h.Event) + o.ID
 	if time.Now().After(h.ExpiresAt) {

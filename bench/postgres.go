@@ -294,9 +294,17 @@ func (s *PostgresServer) System(ctx context.Context) (*PostgresSystem, error) {
 
 // PostgresSystem is the on-sale on PostgreSQL.
 type PostgresSystem struct {
-	pool *pgxpool.Pool
-	mu   sync.Mutex
-	ttl  map[string]time.Duration // event → hold TTL
+	pool   *pgxpool.Pool
+	mu     sync.Mutex
+	ttl    map[string]time.Duration // event → hold TTL
+	charge *chargeSim
+}
+
+// SimulatePayment makes every purchase wait a simulated card charge first
+// (log-normal, median and spread as boxoffice's simulated gateway), so that
+// a purchase costs the same wait on every system; median 0: none.
+func (s *PostgresSystem) SimulatePayment(median time.Duration, spread float64, seed uint64) {
+	s.charge = newChargeSim(median, spread, seed)
 }
 
 var _ System = (*PostgresSystem)(nil)
@@ -570,6 +578,9 @@ func (b *pgBuyer) Release(ctx context.Context, key string, h *client.Hold) error
 // inserts the order, all or nothing. An order already there is this
 // purchase sent again: it is the answer.
 func (b *pgBuyer) Purchase(ctx context.Context, key string, h *client.Hold, _ string) (*client.Order, error) {
+	if err := b.s.charge.wait(ctx); err != nil {
+		return nil, err
+	}
 	o := &client.Order{ID: "o-" + h.ID, Event: h.Event, Hold: h.ID, Buyer: h.Buyer, Seats: h.Seats, State: client.OrderPaid}
 	now := time.Now().UnixMilli()
 	if now <= h.ExpiresAt.UnixMilli() {
