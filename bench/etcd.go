@@ -234,10 +234,14 @@ func (c *EtcdCluster) Note() string {
 	return fmt.Sprintf("etcd %s, %d members on loopback, fsync on (etcd's defaults), one transaction per write", c.version, len(c.names))
 }
 
-// Stop stops every member (SIGTERM, then SIGKILL after 20 s) and removes
-// the data dir unless keep.
+// Stop stops the members one by one (SIGTERM, then SIGKILL after 20 s)
+// and removes the data dir unless keep. One by one: a leader that stops
+// hands its lead to a live member at once, while members stopped together
+// took seconds each, handing it to members that were going away.
 func (c *EtcdCluster) Stop(log io.Writer, keep bool) {
-	stopProcs(c.procs, 20*time.Second)
+	for _, p := range c.procs {
+		stopProcs([]*procHandle{p}, 20*time.Second)
+	}
 	if keep {
 		logLine(log, "etcd's data and logs are in %s", c.dir)
 		return

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +35,9 @@ func startProc(bin string, args []string, logPath string, cred *syscall.Credenti
 	}
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, args...)
+	// Its working dir is its own temp dir: the bench's may not be readable
+	// by the user it runs as.
+	cmd.Dir = filepath.Dir(logPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
