@@ -7,8 +7,12 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 # stripe-mock: Stripe's API mock, started by the payment tests (payment/stripe_test.go).
 STRIPE_MOCK_VERSION := v0.203.0
+# etcd: the bench's peer (bench/etcd.go), built from its Go module at the version
+# pinned in tools/etcd/go.mod (its main package is go.etcd.io/etcd/server/v3).
+ETCD_VERSION := 3.7.3
+BENCH_OUT := bench-results
 
-.PHONY: run test build deps lint unit stripe-mock bench fuzz clean
+.PHONY: run test build deps lint unit stripe-mock peers etcd postgres bench bench-compare bench-go fuzz clean
 
 ## run: build and start a local 3-node cluster with a 100,000-seat demo event (Ctrl-C stops it)
 run: build
@@ -20,8 +24,9 @@ build: deps
 deps:
 	$(GO) mod download
 
-## test: vet, staticcheck, and every test with the race detector
-test: deps lint unit
+## test: vet, staticcheck, and every test with the race detector (the bench's
+## peer tests need etcd and PostgreSQL: installed first)
+test: deps peers lint unit
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
@@ -35,8 +40,32 @@ unit: stripe-mock
 stripe-mock:
 	@test -x $(GOBIN)/stripe-mock || $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 
-## bench: the Go benchmarks of the hot paths (figures, not pass/fail)
-bench:
+## peers: what the bench's peers need, etcd and PostgreSQL
+peers: etcd postgres
+
+# etcd's go.mod has replace directives, so `go install ...@version` refuses it:
+# tools/etcd is a module of its own that requires it, and builds its main there.
+etcd:
+	@$(GOBIN)/etcd --version 2>/dev/null | grep -q "etcd Version: $(ETCD_VERSION)" || \
+		(echo "building etcd $(ETCD_VERSION) into $(GOBIN)/etcd ..." && cd tools/etcd && $(GO) build -o $(GOBIN)/etcd go.etcd.io/etcd/server/v3)
+
+# Debian's package puts initdb and postgres in /usr/lib/postgresql/<major>/bin.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql)
+
+## bench: the on-sale against a local 3-node cluster: 100,000 seats, 256 users (report in bench-results/)
+bench: build
+	@mkdir -p $(BENCH_OUT)
+	./$(BIN) bench --seats 100000 --users 256 --json $(BENCH_OUT)/bench.json --html $(BENCH_OUT)/bench.html
+
+## bench-compare: the same on-sale against boxoffice, etcd (3 members) and PostgreSQL, one table with the ratios
+bench-compare: build peers
+	@mkdir -p $(BENCH_OUT)
+	./$(BIN) bench --compare --seats 100000 --users 256 --json $(BENCH_OUT)/compare.json --html $(BENCH_OUT)/compare.html
+
+## bench-go: the Go benchmarks of the hot paths (figures, not pass/fail)
+bench-go:
 	$(GO) test -run XXX -bench . -benchmem ./fsm ./raftnode
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s), one after another
@@ -55,4 +84,4 @@ fuzz: deps
 	done
 
 clean:
-	rm -rf bin data
+	rm -rf bin data $(BENCH_OUT)

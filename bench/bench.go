@@ -95,9 +95,13 @@ const (
 
 // Config configures a run.
 type Config struct {
+	// System is the store under test; nil is boxoffice at Targets (the
+	// Go client, with Token and Mint).
+	System System
 	// Targets are the base URLs of the cluster's nodes. Users are spread
 	// over them evenly (user i starts at node i mod n), as a load balancer
-	// would spread buyers.
+	// would spread buyers. With a System, they only name its servers in
+	// the reports.
 	Targets []string
 	// Workload is one of Workloads.
 	Workload string
@@ -198,7 +202,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("bench: "+format, args...)) }
-	if len(c.Targets) == 0 {
+	if len(c.Targets) == 0 && c.System == nil {
 		add("Targets: at least one node URL required")
 	}
 	if !slices.Contains(Workloads, c.Workload) {
@@ -255,7 +259,7 @@ func (c Config) Validate() error {
 	if c.EventID != "" && !boxoffice.ValidID(c.EventID) {
 		add("EventID %q must match [A-Za-z0-9._-]{1,64}", c.EventID)
 	}
-	if c.Mint == nil {
+	if c.Mint == nil && c.System == nil {
 		add("Mint is required: buyers are minted with the cluster's secret (--auth-secret)")
 	}
 	if len(c.ServerNames) != 0 && len(c.ServerNames) != len(c.ServerPIDs) {

@@ -26,12 +26,12 @@ type cpuSample struct {
 
 func sampleCPU(pids []int) cpuSample {
 	s := cpuSample{at: time.Now(), servers: make([]time.Duration, len(pids))}
+	var procs map[int]procStat
+	if len(pids) > 0 {
+		procs = readProcs()
+	}
 	for i, pid := range pids {
-		d, err := procCPU(pid)
-		if err != nil {
-			d = -1
-		}
-		s.servers[i] = d
+		s.servers[i] = treeCPU(procs, pid)
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
@@ -41,33 +41,87 @@ func sampleCPU(pids []int) cpuSample {
 	return s
 }
 
-// procCPU reads utime + stime of a process from /proc/<pid>/stat.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseProcStat(string(b))
+// procStat is what the bench reads of a process's /proc/<pid>/stat.
+type procStat struct {
+	ppid int
+	// cpu is utime + stime; children is cutime + cstime, the CPU of its
+	// children that exited and were waited for.
+	cpu, children time.Duration
 }
 
-// parseProcStat reads fields 14 (utime) and 15 (stime) of a stat line; the
-// command name (field 2) is in parentheses and may hold spaces.
-func parseProcStat(line string) (time.Duration, error) {
+// readProcs reads every process's stat (those that vanish meanwhile are
+// left out).
+func readProcs() map[int]procStat {
+	out := map[int]procStat{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if st, err := parseProcStat(string(b)); err == nil {
+			out[pid] = st
+		}
+	}
+	return out
+}
+
+// treeCPU is the CPU used so far by pid and all its descendants: each live
+// one's own and its reaped children's. A server that forks a process per
+// connection (PostgreSQL) is counted whole this way, and the sum never goes
+// down: a child's CPU moves into its parent's children figure when it
+// exits. -1 when pid is gone.
+func treeCPU(procs map[int]procStat, pid int) time.Duration {
+	root, ok := procs[pid]
+	if !ok {
+		return -1
+	}
+	kids := map[int][]int{}
+	for p, st := range procs {
+		kids[st.ppid] = append(kids[st.ppid], p)
+	}
+	total := root.cpu + root.children
+	stack := append([]int(nil), kids[pid]...)
+	for seen := 0; len(stack) > 0 && seen < len(procs); seen++ {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		st := procs[p]
+		total += st.cpu + st.children
+		stack = append(stack, kids[p]...)
+	}
+	return total
+}
+
+// parseProcStat reads fields 4 (ppid), 14 and 15 (utime, stime), 16 and 17
+// (cutime, cstime) of a stat line; the command name (field 2) is in
+// parentheses and may hold spaces.
+func parseProcStat(line string) (procStat, error) {
 	i := strings.LastIndexByte(line, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("malformed stat line")
+		return procStat{}, fmt.Errorf("malformed stat line")
 	}
 	f := strings.Fields(line[i+1:])
 	// f[0] is field 3 (state), so field n is f[n-3].
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short stat line")
+	if len(f) < 15 {
+		return procStat{}, fmt.Errorf("short stat line")
 	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("malformed utime/stime")
+	var v [5]uint64
+	for k, n := range []int{4, 14, 15, 16, 17} {
+		x, err := strconv.ParseUint(f[n-3], 10, 64)
+		if err != nil {
+			return procStat{}, fmt.Errorf("malformed field %d", n)
+		}
+		v[k] = x
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	tick := func(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return procStat{ppid: int(v[0]), cpu: tick(v[1] + v[2]), children: tick(v[3] + v[4])}, nil
 }
 
 // machineCPU reads the "cpu" line of /proc/stat: busy and total ticks.

@@ -51,7 +51,7 @@ type reportView struct {
 
 func reportData(res *Result) reportView {
 	v := reportView{
-		Title: fmt.Sprintf("boxoffice bench — %s, %s seats, %d users", res.Workload, thousands(int64(res.Seats)), res.Users),
+		Title: fmt.Sprintf("boxoffice bench — %s: %s, %s seats, %d users", systemName(res), res.Workload, thousands(int64(res.Seats)), res.Users),
 		Subtitle: fmt.Sprintf("event %s on %s · started %s · stopped: %s after %.2f s",
 			res.Event, strings.Join(res.Targets, ", "), res.StartedAt.Format("2006-01-02 15:04:05 MST"), res.StopReason, res.LoadS),
 		OK: res.Check.OK, Conclusive: res.Check.Conclusive,
@@ -170,7 +170,10 @@ func reportData(res *Result) reportView {
 		row{"load average", "", "", fmt.Sprintf("%.2f %.2f %.2f → %.2f %.2f %.2f", res.LoadStart[0], res.LoadStart[1], res.LoadStart[2], res.LoadEnd[0], res.LoadEnd[1], res.LoadEnd[2])},
 	)
 	leaders := "no shard changed leader during the load"
-	if len(res.LeaderChanges) > 0 {
+	switch {
+	case !res.LeadersKnown:
+		leaders = "not reported by " + systemName(res)
+	case len(res.LeaderChanges) > 0:
 		leaders = "CHANGED: " + strings.Join(res.LeaderChanges, "; ")
 	}
 	v.Check = []row{

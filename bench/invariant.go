@@ -145,6 +145,13 @@ type ServerState struct {
 	// OrderErrors are the reads that failed otherwise (the check cannot
 	// say whether those orders exist).
 	OrderErrors map[string]string
+	// AllOrders, when the system can list them (the peers), are every
+	// order the server has for the event, acknowledged or not; nil when
+	// it cannot (boxoffice: only the acknowledged ones are read back).
+	AllOrders []*client.Order
+	// SeatOrders, when the system records it per seat (the peers), is the
+	// order each sold seat belongs to on the server; nil otherwise.
+	SeatOrders map[string]string
 }
 
 // CheckResult is the outcome of Check.
@@ -186,6 +193,9 @@ var forever = time.Unix(1<<40, 0)
 //   - a sold seat that belongs to no acknowledged order;
 //   - a held seat that belongs to no hold the bench knows to be open (a
 //     hold that expired shows as free);
+//   - where the server says which order owns a seat or lists all its
+//     orders (the peers): a seat sold to another order than the
+//     acknowledged one, or in two of the server's paid orders;
 //   - two holds that surely owned one seat at once: hold B was requested
 //     after hold A was acknowledged and acknowledged before A surely ended
 //     (its release was requested, or its expiry minus skew; never, once
@@ -299,6 +309,28 @@ func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 			}
 		default:
 			violate("seat %s has unknown state %q", seat.ID, seat.State)
+		}
+	}
+	// The server's own record of who bought what, where it has one: a seat
+	// sold to another order than the acknowledged one, or in two orders
+	// at once, was sold twice.
+	for _, seat := range s.Seats {
+		on, ok := s.SeatOrders[seat.ID]
+		if ack, acked := orderOf[seat.ID]; ok && acked && seat.State == client.SeatSold && on != ack {
+			violate("seat %s is sold to order %s on the server, but was acknowledged as sold in order %s", seat.ID, on, ack)
+		}
+	}
+	soldIn := map[string]string{}
+	for _, o := range s.AllOrders {
+		if o.State != client.OrderPaid {
+			continue
+		}
+		for _, seat := range o.Seats {
+			if prev, ok := soldIn[seat]; ok && prev != o.ID {
+				violate("seat %s is sold in two orders on the server: %s and %s", seat, prev, o.ID)
+				continue
+			}
+			soldIn[seat] = o.ID
 		}
 	}
 	for seat, id := range orderOf {

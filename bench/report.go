@@ -19,6 +19,7 @@ func WriteSummary(w io.Writer, res *Result) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("boxoffice bench: %s, %s seats, %d users, %d node(s), seed %d, event %s",
 		res.Workload, thousands(int64(res.Seats)), res.Users, len(res.Targets), res.Seed, res.Event)
+	p("  system          %s", systemName(res))
 	for _, n := range res.Notes {
 		p("  servers         %s", n)
 	}
@@ -87,9 +88,12 @@ func WriteSummary(w io.Writer, res *Result) {
 		p("  cpu             servers not measured (remote), bench %.2f cores, machine %.0f %% busy of %d cores",
 			c.BenchCores, 100*c.MachineBusy, c.MachineCores)
 	}
-	if len(res.LeaderChanges) == 0 {
+	switch {
+	case !res.LeadersKnown:
+		p("  leadership      not reported by %s", systemName(res))
+	case len(res.LeaderChanges) == 0:
 		p("  leadership      no shard changed leader during the load")
-	} else {
+	default:
 		p("  leadership      CHANGED during the load: %s", strings.Join(res.LeaderChanges, "; "))
 	}
 	p("  load average    %.2f %.2f %.2f at start, %.2f %.2f %.2f at end",
@@ -114,4 +118,13 @@ func WriteSummary(w io.Writer, res *Result) {
 		p("  unresolved      %d seat(s) could not be attributed (writes with unknown outcome: %d); first: %s",
 			len(k.Unresolved), len(res.UnknownWrites), k.Unresolved[0])
 	}
+}
+
+// systemName is the result's system; results written before systems were
+// named are boxoffice's.
+func systemName(res *Result) string {
+	if res.System == "" {
+		return SystemBoxoffice
+	}
+	return res.System
 }

@@ -8,6 +8,8 @@ import (
 
 // Result is everything a run measured; it is what --json writes.
 type Result struct {
+	// System is the store under test (one of Systems).
+	System           string   `json:"system"`
 	Workload         string   `json:"workload"`
 	Event            string   `json:"event"`
 	Targets          []string `json:"targets"`
@@ -70,6 +72,9 @@ type Result struct {
 	// LeaderChanges lists the shards whose leadership changed during the
 	// load (an election or a transfer stalls that shard's writes).
 	LeaderChanges []string `json:"leaderChanges"`
+	// LeadersKnown is false when the system does not say who leads (a
+	// single server).
+	LeadersKnown bool `json:"leadersKnown"`
 
 	CPU       CPUFigures `json:"cpu"`
 	LoadStart [3]float64 `json:"loadavgStart"`

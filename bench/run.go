@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,9 @@ type runner struct {
 	// events are the run's events: one, or Config.Events in multi.
 	events []*eventRun
 	// hot is the size of the hot sets of every event together.
-	hot   int
-	rec   *recorder
-	admin *client.Client // the setup token's client
+	hot int
+	rec *recorder
+	sys System
 	// eventsSoldOut counts the events sold out; the run is sold out when
 	// every one is.
 	eventsSoldOut atomic.Int64
@@ -106,13 +107,9 @@ func (r *runner) eventSoldOut(ev *eventRun, since int64, reason string) {
 // be sold out through purchases whose answers the bench did not get, so ask
 // the cluster (strong read) rather than wait for the time limit.
 func (r *runner) checkSoldOut(ctx context.Context, e *eventRun) {
-	ev, err := r.admin.GetEvent(client.WithStrongRead(ctx), e.id)
+	sold, err := r.sys.Sold(ctx, e.id)
 	if err != nil {
 		return
-	}
-	sold := 0
-	for _, a := range ev.Availability {
-		sold += a.Sold
 	}
 	if sold >= e.seats {
 		r.eventSoldOut(e, int64(time.Since(r.start)), "sold out (seen on the seat map)")
@@ -155,44 +152,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.events = append(r.events, ev)
 	}
 
-	// One client per starting node, shared by the users that start there.
-	n := len(cfg.Targets)
-	clients := make([]*client.Client, n)
-	for i := range clients {
-		cc := client.DefaultConfig()
-		cc.Nodes = append(append([]string(nil), cfg.Targets[i:]...), cfg.Targets[:i]...)
-		cc.Token = cfg.Token
-		cc.ConnsPerNodeMax = max(cc.ConnsPerNodeMax, cfg.Users)
-		cc.IdleConnsPerNodeMax = min(max(cc.IdleConnsPerNodeMax, cfg.Users), cc.ConnsPerNodeMax)
-		cl, err := client.New(cc)
+	// Run closes the system it made; the caller closes one it passed.
+	sys := cfg.System
+	if sys == nil {
+		bs, err := newBoxofficeSystem(cfg, r.runID)
 		if err != nil {
 			return nil, err
 		}
-		defer cl.CloseIdleConnections()
-		clients[i] = cl
+		defer bs.Close()
+		sys = bs
 	}
-	setup := clients[0]
-	if cfg.Token == "" {
-		tok, err := cfg.Mint(r.runID+"-organiser", "organiser")
-		if err != nil {
-			return nil, fmt.Errorf("mint the organiser's token: %w", err)
-		}
-		setup = setup.WithToken(tok)
+	if !slices.Contains(sys.Workloads(), cfg.Workload) {
+		return nil, fmt.Errorf("bench: %s cannot run the %s workload (only %s)", sys.Name(), cfg.Workload, strings.Join(sys.Workloads(), ", "))
 	}
-	r.admin = setup
-
-	// The shared seat maps, from a client of their own.
-	mapCfg := client.DefaultConfig()
-	mapCfg.Nodes = cfg.Targets
-	mapClient, err := client.New(mapCfg)
-	if err != nil {
-		return nil, err
-	}
-	defer mapClient.CloseIdleConnections()
+	r.sys = sys
+	cr, _ := sys.(clusterReporter)
+	n := len(cfg.Targets)
 
 	// The events: each one's layout is the bench's seat numbering.
 	for _, e := range r.events {
-		if err := r.createEvent(ctx, e, mapClient, logf); err != nil {
+		if err := r.createEvent(ctx, e, logf); err != nil {
 			return nil, err
 		}
 		r.hot += e.picker.Hot
@@ -202,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	users := make([]*user, cfg.Users)
 	for i := range users {
 		u := &user{
-			id: i, run: r, cl: clients[i%n], ev: r.events[i%len(r.events)],
+			id: i, run: r, ev: r.events[i%len(r.events)],
 			rng:      rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
 			excluded: map[int32]uint64{},
 		}
@@ -219,9 +198,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		loadCtx, cancelLoad = context.WithDeadline(loadCtx, dl)
 		defer cancelLoad()
 	}
-	logf("load: %s, %d users over %d node(s), until sold out or %v", cfg.Workload, cfg.Users, n, cfg.Duration)
-	res := &Result{StartedAt: time.Now(), LoadStart: loadAvg()}
-	before, beforeErr := setup.Cluster(ctx)
+	if n > 0 {
+		logf("load: %s against %s, %d users over %d node(s), until sold out or %v", cfg.Workload, sys.Name(), cfg.Users, n, cfg.Duration)
+	} else {
+		logf("load: %s against %s, %d users, until sold out or %v", cfg.Workload, sys.Name(), cfg.Users, cfg.Duration)
+	}
+	res := &Result{System: sys.Name(), StartedAt: time.Now(), LoadStart: loadAvg()}
+	var before client.ClusterStatus
+	var beforeErr error
+	if cr != nil {
+		before, beforeErr = cr.Cluster(ctx)
+	}
 	cpu0 := sampleCPU(cfg.ServerPIDs)
 	r.start = time.Now()
 	samplerDone := make(chan []Second)
@@ -265,15 +252,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	grace.Stop()
 	cpu1 := sampleCPU(cfg.ServerPIDs)
 	res.LoadEnd = loadAvg()
-	after, afterErr := setup.Cluster(context.WithoutCancel(ctx))
-	if beforeErr == nil && afterErr == nil {
-		res.LeaderChanges = leaderChanges(before, after)
-	} else {
-		res.LeaderChanges = []string{fmt.Sprintf("unknown: could not read the cluster: %v", errors.Join(beforeErr, afterErr))}
+	if cr != nil {
+		res.LeadersKnown = true
+		after, afterErr := cr.Cluster(context.WithoutCancel(ctx))
+		if beforeErr == nil && afterErr == nil {
+			res.LeaderChanges = leaderChanges(before, after)
+		} else {
+			res.LeaderChanges = []string{fmt.Sprintf("unknown: could not read the cluster: %v", errors.Join(beforeErr, afterErr))}
+		}
 	}
 	res.Series = <-samplerDone
 	r.errMu.Lock()
-	err = r.err
+	err := r.err
 	r.errMu.Unlock()
 	if err != nil {
 		return nil, err
@@ -302,7 +292,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if len(r.events) > 1 {
 			el = led.only(e.id)
 		}
-		state, err := r.readState(checkCtx, e, el, users)
+		state, err := r.sys.ReadState(checkCtx, e.id, el.Orders)
 		if err != nil {
 			return nil, fmt.Errorf("invariant check of %s: %w", e.id, err)
 		}
@@ -324,26 +314,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // createEvent creates e, its layout, picker and seat map cache, and reads
 // its first seat map (strong).
-func (r *runner) createEvent(ctx context.Context, e *eventRun, mapClient *client.Client, logf func(string, ...any)) error {
+func (r *runner) createEvent(ctx context.Context, e *eventRun, logf func(string, ...any)) error {
 	cfg := r.cfg
 	ecfg := cfg
 	ecfg.Seats = e.seats
 	ev := eventFor(e.id, ecfg)
 	logf("creating event %s: %d seats in %d sections, maxSeatsPerBuyer %d, hold TTL %v", e.id, e.seats, len(ev.Venue.Sections), cfg.MaxSeatsPerBuyer, cfg.HoldTTL)
-	if _, err := r.admin.CreateEvent(ctx, ev); err != nil {
+	if err := r.sys.CreateEvent(ctx, ev); err != nil {
 		return fmt.Errorf("create event %s: %w", e.id, err)
-	}
-	venue := boxoffice.Venue{}
-	for _, s := range ev.Venue.Sections {
-		venue.Sections = append(venue.Sections, boxoffice.Section{ID: s.ID, Category: s.Category, Rows: s.Rows, SeatsPerRow: s.SeatsPerRow})
 	}
 	for _, c := range ev.Categories {
 		e.cats = append(e.cats, c.ID)
 	}
-	e.layout = boxoffice.NewLayout(venue)
+	e.layout = layoutOf(ev)
 	hot := int(float64(e.seats)*cfg.HotFraction + 0.5)
 	e.picker = Picker{Seats: e.seats, Hot: max(hot, 1), HotShare: cfg.HotShare}
-	e.cache = newSeatCache(mapClient, e.id, e.layout, cfg.SeatMapMaxAge, r.rec)
+	e.cache = newSeatCache(r.sys, e.id, e.layout, cfg.SeatMapMaxAge, r.rec)
 	e.cache.onEmpty = func(ctx context.Context) { r.checkSoldOut(ctx, e) }
 	if err := e.cache.fetch(ctx, true); err != nil {
 		return fmt.Errorf("first seat map of %s: %w", e.id, err)
@@ -362,7 +348,7 @@ func (r *runner) resolve(ctx context.Context, led *Ledger, users []*user) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Grace)
 	defer cancel()
-	tokens := r.tokensOf(users)
+	buyers := r.buyersOf(users)
 	var still []UnknownWrite
 	for _, w := range led.Unknown {
 		if w.Op != "purchase" {
@@ -373,14 +359,17 @@ func (r *runner) resolve(ctx context.Context, led *Ledger, users []*user) {
 			continue
 		}
 		h := findHold(led, w.Hold)
-		cl := r.admin
-		if h != nil && tokens[h.Buyer] != nil {
-			cl = tokens[h.Buyer]
+		if h == nil || buyers[h.Buyer] == nil {
+			// Every purchase is of a hold the bench was acknowledged, by
+			// a buyer it minted: nothing to send it as otherwise.
+			still = append(still, w)
+			continue
 		}
+		hold := &client.Hold{ID: h.ID, Event: h.Event, Buyer: h.Buyer, Seats: h.Seats, ExpiresAt: h.ExpiresAt}
 		var o *client.Order
 		var err error
 		for try := 0; try < resolveTries; try++ {
-			o, err = cl.Purchase(client.WithIdempotencyKey(ctx, w.Key), w.Hold, r.cfg.PaymentMethod)
+			o, err = buyers[h.Buyer].Purchase(ctx, w.Key, hold, r.cfg.PaymentMethod)
 			if !unknownOutcome(err) || ctx.Err() != nil {
 				break
 			}
@@ -389,16 +378,12 @@ func (r *runner) resolve(ctx context.Context, led *Ledger, users []*user) {
 		case err == nil:
 			r.rec.resolvedWrites.Add(1)
 			led.Orders = append(led.Orders, OrderRecord{ID: o.ID, Event: w.Event, Hold: w.Hold, Buyer: o.Buyer, Seats: o.Seats, Resolved: true})
-			if h != nil {
-				h.Outcome, h.Order = HoldPurchased, o.ID
-			}
+			h.Outcome, h.Order = HoldPurchased, o.ID
 		case !unknownOutcome(err):
 			// Definitely not bought (expired, not active): its seats are
 			// free or held by this hold until it expires.
 			r.rec.resolvedWrites.Add(1)
-			if h != nil {
-				h.Outcome = HoldOpen
-			}
+			h.Outcome = HoldOpen
 		default:
 			still = append(still, w)
 		}
@@ -415,65 +400,22 @@ func findHold(led *Ledger, id string) *HoldRecord {
 	return nil
 }
 
-// tokensOf maps each user's identities' subjects to a client with their
-// token; only the current identity's client is kept by a user, so the
-// others are minted again (cheap: an HMAC).
-func (r *runner) tokensOf(users []*user) map[string]*client.Client {
-	out := map[string]*client.Client{}
+// buyersOf maps each user's identities' subjects to their Buyer; a user
+// keeps only its current one, so the others are made again (for boxoffice,
+// a token minted again: an HMAC).
+func (r *runner) buyersOf(users []*user) map[string]Buyer {
+	out := map[string]Buyer{}
 	for _, u := range users {
 		for k := 1; k <= u.identities; k++ {
-			subject := fmt.Sprintf("%s-u%d-%d", r.runID, u.id, k)
-			tok, err := r.cfg.Mint(subject, "buyer")
+			subject := u.subjectOf(k)
+			b, err := r.sys.Buyer(u.id, subject)
 			if err != nil {
 				continue
 			}
-			out[subject] = u.cl.WithToken(tok)
+			out[subject] = b
 		}
 	}
 	return out
-}
-
-// readState reads the end state with strong reads: the whole seat map,
-// then every acknowledged order (as its buyer), VerifyParallel at a time.
-func (r *runner) readState(ctx context.Context, e *eventRun, led *Ledger, users []*user) (*ServerState, error) {
-	strong := client.WithStrongRead(ctx)
-	m, err := r.admin.Seats(strong, e.id, client.SeatQuery{Strong: true})
-	if err != nil {
-		return nil, fmt.Errorf("strong seat map: %w", err)
-	}
-	st := &ServerState{Index: m.Index, Seats: m.Seats, Orders: make(map[string]*client.Order, len(led.Orders)), OrderErrors: map[string]string{}}
-	tokens := r.tokensOf(users)
-	var mu sync.Mutex
-	jobs := make(chan OrderRecord)
-	var wg sync.WaitGroup
-	for w := 0; w < r.cfg.VerifyParallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for o := range jobs {
-				cl := tokens[o.Buyer]
-				if cl == nil {
-					cl = r.admin
-				}
-				got, err := cl.GetOrder(strong, o.ID)
-				mu.Lock()
-				switch {
-				case err == nil:
-					st.Orders[o.ID] = got
-				case isCode(err, boxoffice.CodeOrderNotFound):
-				default:
-					st.OrderErrors[o.ID] = err.Error()
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, o := range led.Orders {
-		jobs <- o
-	}
-	close(jobs)
-	wg.Wait()
-	return st, nil
 }
 
 // leaderChanges lists the shards whose leader or term changed between two

@@ -30,7 +30,7 @@ type Snapshot struct {
 // one when theirs is used up. 256 users each fetching a 100,000-seat map
 // would measure the bench, not the on-sale.
 type seatCache struct {
-	cl     *client.Client
+	sys    System
 	event  string
 	layout *boxoffice.Layout
 	maxAge time.Duration
@@ -49,8 +49,8 @@ type seatCache struct {
 	ageMax atomic.Int64
 }
 
-func newSeatCache(cl *client.Client, event string, layout *boxoffice.Layout, maxAge time.Duration, rec *recorder) *seatCache {
-	return &seatCache{cl: cl, event: event, layout: layout, maxAge: maxAge, rec: rec, changed: make(chan struct{})}
+func newSeatCache(sys System, event string, layout *boxoffice.Layout, maxAge time.Duration, rec *recorder) *seatCache {
+	return &seatCache{sys: sys, event: event, layout: layout, maxAge: maxAge, rec: rec, changed: make(chan struct{})}
 }
 
 // fetch reads the free seats once and publishes them. strong asks for a
@@ -59,7 +59,7 @@ func newSeatCache(cl *client.Client, event string, layout *boxoffice.Layout, max
 func (c *seatCache) fetch(ctx context.Context, strong bool) error {
 	c.fetches.Add(1)
 	start := time.Now()
-	m, err := c.cl.Seats(ctx, c.event, client.SeatQuery{Status: client.SeatFree, Strong: strong})
+	m, err := c.sys.SeatMap(ctx, c.event, client.SeatQuery{Status: client.SeatFree, Strong: strong})
 	c.rec.observe(opSeatMap, time.Since(start))
 	if err != nil {
 		c.fails.Add(1)

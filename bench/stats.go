@@ -93,17 +93,24 @@ func (r *recorder) countError(err error) {
 // transport / canceled when no answer came.
 func errorCode(err error) string {
 	var ce *client.Error
+	var be *boxoffice.Error
+	var pe *peerError
 	switch {
 	case errors.As(err, &ce):
 		return string(ce.Code)
+	case errors.As(err, &be):
+		return string(be.Code)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return codeCanceled
+	case errors.As(err, &pe):
+		return pe.code
 	}
 	return codeTransport
 }
 
 // unknownOutcome reports whether a write that returned err may or may not
-// have been applied: no answer, or an answer that says so (503, 504).
+// have been applied: no answer, or an answer that says so (503, 504). A
+// peer's refusal is a *boxoffice.Error: definite.
 func unknownOutcome(err error) bool {
 	if err == nil {
 		return false
@@ -112,12 +119,15 @@ func unknownOutcome(err error) bool {
 	if errors.As(err, &ce) {
 		return ce.Retryable
 	}
-	return true
+	var be *boxoffice.Error
+	return !errors.As(err, &be)
 }
 
+// isCode matches the API's errors (*client.Error) and the peers' (the
+// root's *boxoffice.Error) by code.
 func isCode(err error, code boxoffice.Code) bool {
-	var ce *client.Error
-	return errors.As(err, &ce) && ce.Code == code
+	var be *boxoffice.Error
+	return errors.As(err, &be) && be.Code == code
 }
 
 // takeInterval returns o's percentiles since the last call and starts a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -74,14 +75,35 @@ func TestUnknownOutcome(t *testing.T) {
 }
 
 func TestParseProcStat(t *testing.T) {
-	// Fields 14 and 15 (utime, stime) are 250 and 50 ticks; the command
-	// name holds a space and a parenthesis.
-	line := "4242 (box office) (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 50 0 0 20 0 12 0 100 0 0"
-	d, err := parseProcStat(line)
+	// Fields 14 and 15 (utime, stime) are 250 and 50 ticks, 16 and 17
+	// (cutime, cstime) 100 and 0; the command name holds a space and a
+	// parenthesis.
+	line := "4242 (box office) (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 50 100 0 20 0 12 0 100 0 0"
+	st, err := parseProcStat(line)
 	require.NoError(t, err)
-	assert.Equal(t, 3*time.Second, d)
+	assert.Equal(t, 3*time.Second, st.cpu)
+	assert.Equal(t, time.Second, st.children)
+	assert.Equal(t, 1, st.ppid)
 	_, err = parseProcStat("garbage")
 	assert.Error(t, err)
+}
+
+// TestTreeCPU: a server's CPU is its own, its reaped children's and its
+// live descendants', and nobody else's.
+func TestTreeCPU(t *testing.T) {
+	procs := map[int]procStat{
+		1:  {ppid: 0, cpu: 100 * time.Second},
+		10: {ppid: 1, cpu: time.Second, children: 2 * time.Second}, // the server
+		11: {ppid: 10, cpu: 3 * time.Second},                       // a backend
+		12: {ppid: 11, cpu: 4 * time.Second},                       // its child
+		20: {ppid: 1, cpu: 50 * time.Second},                       // someone else
+	}
+	assert.Equal(t, 10*time.Second, treeCPU(procs, 10))
+	assert.Equal(t, 7*time.Second, treeCPU(procs, 11))
+	assert.Equal(t, time.Duration(-1), treeCPU(procs, 99))
+	// The bench's own process tree is readable.
+	self := treeCPU(readProcs(), os.Getpid())
+	assert.GreaterOrEqual(t, self, time.Duration(0))
 }
 
 // TestEventFor: the layout holds exactly the seats asked for, in sections

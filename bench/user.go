@@ -16,14 +16,14 @@ type user struct {
 	id  int
 	run *runner
 	rng *rand.Rand
-	cl  *client.Client // starts at node id mod n
-	ev  *eventRun      // the event it buys in
+	ev  *eventRun // the event it buys in
 
-	// The current identity: its client (with its token) and how many
-	// seats it owns (held or bought), as the server counts them for the
-	// event's maxSeatsPerBuyer.
+	// The current identity: its handle (for boxoffice, a client with its
+	// token, starting at node id mod n) and how many seats it owns (held
+	// or bought), as the server counts them for the event's
+	// maxSeatsPerBuyer.
 	subject    string
-	buyer      *client.Client
+	buyer      Buyer
 	owned      int
 	identities int
 	seq        int
@@ -191,15 +191,18 @@ func (u *user) exclude(idx []int32, v uint64) {
 	}
 }
 
+// subjectOf names this user's k-th identity.
+func (u *user) subjectOf(k int) string { return fmt.Sprintf("%s-u%d-%d", u.run.runID, u.id, k) }
+
 // newIdentity mints the next buyer identity of this user.
 func (u *user) newIdentity() error {
 	u.identities++
-	u.subject = fmt.Sprintf("%s-u%d-%d", u.run.runID, u.id, u.identities)
-	tok, err := u.run.cfg.Mint(u.subject, "buyer")
+	u.subject = u.subjectOf(u.identities)
+	b, err := u.run.sys.Buyer(u.id, u.subject)
 	if err != nil {
 		return err
 	}
-	u.buyer = u.cl.WithToken(tok)
+	u.buyer = b
 	u.owned = 0
 	u.run.rec.identities.Add(1)
 	return nil
@@ -213,17 +216,15 @@ func (u *user) key(kind, id string) string {
 	return u.run.runID + "-" + kind + "-" + id
 }
 
-// write calls fn (one write with the Idempotency-Key key in its context)
-// and records it; when its outcome is unknown (no answer, 503, 504) it sends
+// write calls fn (one write, sent with key) and records it; when its outcome is unknown (no answer, 503, 504) it sends
 // it again with the same key, which returns the first answer if there was
 // one, up to resolveTries times. It returns whether the last answer came
 // from such a replay, and the last error.
 func (u *user) write(ctx context.Context, o op, key string, fn func(ctx context.Context) error) (replayed bool, err error) {
 	r := u.run
-	kctx := client.WithIdempotencyKey(ctx, key)
 	for try := 0; ; try++ {
 		start := time.Now()
-		err = fn(kctx)
+		err = fn(ctx)
 		r.rec.observe(o, time.Since(start))
 		r.rec.attempt(o)
 		if !unknownOutcome(err) || try >= resolveTries || ctx.Err() != nil {
@@ -265,7 +266,7 @@ func (u *user) hold(ctx context.Context, ask holdAsk) (*client.Hold, holdOutcome
 	var h *client.Hold
 	_, err := u.write(ctx, opHold, key, func(ctx context.Context) error {
 		var err error
-		h, err = u.buyer.Hold(ctx, ev.id, req)
+		h, err = u.buyer.Hold(ctx, key, ev.id, req)
 		return err
 	})
 	end := time.Now()
@@ -309,7 +310,7 @@ func (u *user) finish(ctx context.Context, h *client.Hold) {
 		var o *client.Order
 		replayed, err := u.write(ctx, opPurchase, key, func(ctx context.Context) error {
 			var err error
-			o, err = u.buyer.Purchase(ctx, h.ID, r.cfg.PaymentMethod)
+			o, err = u.buyer.Purchase(ctx, key, h, r.cfg.PaymentMethod)
 			return err
 		})
 		rec.EndStart, rec.EndEnd = start, time.Now()
@@ -346,8 +347,7 @@ func (u *user) finish(ctx context.Context, h *client.Hold) {
 	key := u.key("r", h.ID)
 	start := time.Now()
 	_, err := u.write(ctx, opRelease, key, func(ctx context.Context) error {
-		_, err := u.buyer.Release(ctx, h.ID)
-		return err
+		return u.buyer.Release(ctx, key, h)
 	})
 	rec.EndStart, rec.EndEnd = start, time.Now()
 	switch {

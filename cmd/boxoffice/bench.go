@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,9 +22,13 @@ import (
 
 	"boxoffice/bench"
 	"boxoffice/httpapi"
+	"boxoffice/payment"
 )
 
 type benchFlags struct {
+	system     string
+	compare    bool
+	pgPool     int
 	target     string
 	workload   string
 	events     int
@@ -58,7 +63,7 @@ func benchCmd() *cobra.Command {
 	d := bench.DefaultConfig()
 	c := &cobra.Command{
 		Use:   "bench",
-		Short: "Run an on-sale against a cluster (or a local one it starts) and check nothing was sold twice",
+		Short: "Run an on-sale against a cluster (or a local one it starts, or a peer) and check nothing was sold twice",
 		Long: `Creates an event of --seats seats and lets --users virtual users buy it out:
 each takes a seat map at most --seatmap-max-age old, picks 1–4 seats with a hot
 spot, holds them, then buys (--buy-probability) or releases them; conflicts are
@@ -71,8 +76,21 @@ Without --target it starts its own cluster of --nodes 'boxoffice serve'
 processes (fsync on) in a temp dir, and stops it at the end. With --target,
 buyers are minted with the cluster's secret (--auth-secret or
 BOXOFFICE_AUTH_SECRET), and the event is created with --token (organiser or
-admin; BOXOFFICE_TOKEN) or a token minted with the secret.`,
+admin; BOXOFFICE_TOKEN) or a token minted with the secret.
+
+--system etcd or postgres runs the same on-sale against a peer the bench
+starts on loopback in a temp dir and stops at the end: a 3-member etcd
+cluster (the etcd binary that 'make etcd' installs in $(go env GOPATH)/bin;
+one transaction per write on the seat keys) or a PostgreSQL server (initdb
+and postgres of the postgresql package; a transaction of conditional
+UPDATEs per write), both with fsync on. Their purchases wait a simulated
+card charge of the same distribution as boxoffice's simulated gateway
+(--payment-latency; 0 for none). --compare runs boxoffice, etcd and
+postgres one after another on the same workload and prints one table with
+the ratios; --json then holds every system's result.`,
 		Example: `  boxoffice bench --seats 100000 --users 256 --json bench.json --html bench.html
+  boxoffice bench --system etcd --seats 20000
+  boxoffice bench --compare --json compare.json
   boxoffice bench --workload rush --seats 20000 --duration 30s
   boxoffice bench --workload best-available --seats 20000 --users 128
   boxoffice bench --workload multi --events 4 --seats 20000
@@ -84,6 +102,9 @@ admin; BOXOFFICE_TOKEN) or a token minted with the secret.`,
 		},
 	}
 	fl := c.Flags()
+	fl.StringVar(&f.system, "system", bench.SystemBoxoffice, "the system under test: "+strings.Join(bench.Systems, ", "))
+	fl.BoolVar(&f.compare, "compare", false, "run every system ("+strings.Join(bench.Systems, ", ")+") on the same workload, one after another, and print a table with the ratios")
+	fl.IntVar(&f.pgPool, "pg-pool", bench.DefaultPostgresConfig().PoolConns, "postgres: connections in the pool the users share")
 	fl.StringVar(&f.target, "target", "", "comma-separated base URLs of the cluster's nodes (default: start a local cluster)")
 	fl.StringVar(&f.workload, "workload", d.Workload, "onsale (users arrive over --ramp), rush (all start at once), best-available (holds by category and quantity) or multi (--events events at once)")
 	fl.IntVar(&f.events, "events", d.Events, "multi: number of events, each of --seats/--events seats")
@@ -107,12 +128,12 @@ admin; BOXOFFICE_TOKEN) or a token minted with the secret.`,
 	fl.IntVar(&f.shards, "shards", 4, "local cluster: number of shards")
 	fl.IntSliceVar(&f.serverPIDs, "server-pids", nil, "with --target: pids of server processes on this machine whose CPU to measure")
 	fl.BoolVar(&f.keepData, "keep-data", false, "local cluster: keep its data dir and logs")
-	fl.DurationVar(&f.payLatency, "payment-latency", 0, "local cluster: the simulated gateway's median latency (serve --payment-latency; default: serve's)")
+	fl.DurationVar(&f.payLatency, "payment-latency", payment.DefaultSimConfig().LatencyMedian, "local cluster: the simulated gateway's median latency (serve --payment-latency); peers: their simulated charge's")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no live progress line on stderr")
 	return c
 }
 
-func runBench(ctx context.Context, f benchFlags, stdout, stderr io.Writer) (err error) {
+func runBench(ctx context.Context, f benchFlags, stdout, stderr io.Writer) error {
 	cfg := bench.DefaultConfig()
 	cfg.Workload, cfg.Seats, cfg.Users, cfg.Duration, cfg.Ramp = f.workload, f.seats, f.users, f.duration, f.ramp
 	cfg.Events = f.events
@@ -129,6 +150,115 @@ func runBench(ctx context.Context, f benchFlags, stdout, stderr io.Writer) (err 
 	if err := probe.Validate(); err != nil {
 		return err
 	}
+	systems := []string{f.system}
+	switch {
+	case !slices.Contains(bench.Systems, f.system):
+		return fmt.Errorf("--system must be one of %s, not %q", strings.Join(bench.Systems, ", "), f.system)
+	case f.compare && f.target != "":
+		return errors.New("--compare starts every system itself: no --target")
+	case f.system != bench.SystemBoxoffice && f.target != "":
+		return fmt.Errorf("--system %s starts its own servers: no --target", f.system)
+	case f.payLatency < 0:
+		return errors.New("--payment-latency must not be negative")
+	case f.compare:
+		systems = bench.Systems
+	}
+
+	var results []*bench.Result
+	var failed []string
+	for _, name := range systems {
+		res, err := benchSystem(ctx, f, name, cfg, stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		bench.WriteSummary(stdout, res)
+		fmt.Fprintln(stdout)
+		results = append(results, res)
+		if !res.Check.OK {
+			failed = append(failed, fmt.Sprintf("%s: %d violation(s); the first: %s", name, res.Check.ViolationCount, res.Check.Violations[0]))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	cmp := bench.Compare(results)
+	if f.compare {
+		bench.WriteComparison(stdout, cmp)
+	}
+	if f.jsonPath != "" {
+		err := writeFile(f.jsonPath, func(w io.Writer) error {
+			if f.compare {
+				return bench.WriteComparisonJSON(w, cmp)
+			}
+			return bench.WriteJSON(w, results[0])
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if f.htmlPath != "" {
+		for _, res := range results {
+			path := f.htmlPath
+			if f.compare {
+				// One report per system: bench.html → bench-etcd.html.
+				ext := filepath.Ext(path)
+				path = strings.TrimSuffix(path, ext) + "-" + res.System + ext
+			}
+			if err := writeFile(path, func(w io.Writer) error { return bench.WriteHTML(w, res) }); err != nil {
+				return err
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("INVARIANT CHECK FAILED: %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// benchSystem runs cfg against the system name: boxoffice at --target or a
+// local cluster it starts, or a peer it starts; it stops what it started
+// (keeping its data after a failure or with --keep-data).
+func benchSystem(ctx context.Context, f benchFlags, name string, cfg bench.Config, stderr io.Writer) (res *bench.Result, err error) {
+	keep := func() bool { return f.keepData || err != nil || (res != nil && !res.Check.OK) }
+	spread := payment.DefaultSimConfig().LatencySpread
+	payNote := fmt.Sprintf("purchases wait a simulated card charge (log-normal, median %v, spread %.1f) before their transaction", f.payLatency, spread)
+	if f.payLatency == 0 {
+		payNote = "no simulated card charge"
+	}
+	switch name {
+	case bench.SystemEtcd:
+		ec, err := bench.StartEtcd(ctx, bench.EtcdConfig{Members: 3, StartTimeout: time.Minute, Log: stderr})
+		if err != nil {
+			return nil, err
+		}
+		defer func() { ec.Stop(stderr, keep()) }()
+		sys, err := ec.System()
+		if err != nil {
+			return nil, err
+		}
+		defer sys.Close()
+		sys.SimulatePayment(f.payLatency, spread, f.seed)
+		cfg.System, cfg.Targets, cfg.ServerPIDs, cfg.ServerNames = sys, ec.Endpoints(), ec.PIDs(), ec.Names()
+		cfg.Notes = []string{ec.Note(), payNote}
+		return bench.Run(ctx, cfg)
+	case bench.SystemPostgres:
+		pc := bench.DefaultPostgresConfig()
+		pc.PoolConns, pc.Log = f.pgPool, stderr
+		pg, err := bench.StartPostgres(ctx, pc)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { pg.Stop(stderr, keep()) }()
+		sys, err := pg.System(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer sys.Close()
+		sys.SimulatePayment(f.payLatency, spread, f.seed)
+		cfg.System, cfg.Targets, cfg.ServerPIDs, cfg.ServerNames = sys, []string{"postgres://" + pg.Addr()}, pg.PIDs(), []string{"postgres"}
+		cfg.Notes = []string{pg.Note(), payNote}
+		return bench.Run(ctx, cfg)
+	}
 
 	secret := f.authSecret
 	if f.target != "" {
@@ -138,53 +268,33 @@ func runBench(ctx context.Context, f benchFlags, stdout, stderr io.Writer) (err 
 			}
 		}
 		if secret == "" {
-			return errors.New("--target needs the cluster's secret to mint buyer tokens: --auth-secret or BOXOFFICE_AUTH_SECRET")
+			return nil, errors.New("--target needs the cluster's secret to mint buyer tokens: --auth-secret or BOXOFFICE_AUTH_SECRET")
 		}
 		cfg.ServerPIDs = f.serverPIDs
 		cfg.Notes = append(cfg.Notes, "a cluster the bench did not start (--target)")
 	} else {
 		if f.nodes < 1 || f.nodes > 9 {
-			return errors.New("--nodes must be 1..9")
+			return nil, errors.New("--nodes must be 1..9")
 		}
-		var extra []string
-		note := fmt.Sprintf("local %d-node cluster, %d shards, fsync on, payment latency: serve's default", f.nodes, f.shards)
-		if f.payLatencySet {
-			extra = append(extra, "--payment-latency", f.payLatency.String())
-			note = fmt.Sprintf("local %d-node cluster, %d shards, fsync on, payment latency %v", f.nodes, f.shards, f.payLatency)
+		extra := []string{"--payment-latency", f.payLatency.String()}
+		note := fmt.Sprintf("local %d-node cluster, %d shards, fsync on, payment latency %v", f.nodes, f.shards, f.payLatency)
+		if !f.payLatencySet {
+			extra, note = nil, fmt.Sprintf("local %d-node cluster, %d shards, fsync on, payment latency: serve's default (%v)", f.nodes, f.shards, f.payLatency)
 		}
 		cfg.Notes = append(cfg.Notes, note)
 		lc, lerr := startBenchCluster(ctx, f.nodes, f.shards, extra, stderr)
 		if lerr != nil {
-			return lerr
+			return nil, lerr
 		}
 		// A failed run keeps the nodes' data and logs to look at.
-		defer func() { lc.stop(stderr, f.keepData || err != nil) }()
+		defer func() { lc.stop(stderr, keep()) }()
 		secret = lc.secret
 		cfg.Targets, cfg.ServerPIDs, cfg.ServerNames = lc.urls(), lc.pids(), lc.names
 	}
 	cfg.Mint = func(subject, role string) (string, error) {
 		return httpapi.MintToken([]byte(secret), subject, httpapi.Role(role), 24*time.Hour)
 	}
-
-	res, err := bench.Run(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	bench.WriteSummary(stdout, res)
-	if f.jsonPath != "" {
-		if err := writeFile(f.jsonPath, func(w io.Writer) error { return bench.WriteJSON(w, res) }); err != nil {
-			return err
-		}
-	}
-	if f.htmlPath != "" {
-		if err := writeFile(f.htmlPath, func(w io.Writer) error { return bench.WriteHTML(w, res) }); err != nil {
-			return err
-		}
-	}
-	if !res.Check.OK {
-		return fmt.Errorf("INVARIANT CHECK FAILED: %d violation(s); the first: %s", res.Check.ViolationCount, res.Check.Violations[0])
-	}
-	return nil
+	return bench.Run(ctx, cfg)
 }
 
 func writeFile(path string, write func(io.Writer) error) error {
