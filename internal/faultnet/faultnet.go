@@ -281,6 +281,7 @@ type conn struct {
 	// lostOut / lostIn: bytes of that direction were dropped; the stream
 	// is corrupt from then on and stays lossy until closed.
 	lostOut, lostIn atomic.Bool
+	closed          atomic.Bool
 	closeOnce       sync.Once
 }
 
@@ -288,6 +289,12 @@ func (c *conn) Write(p []byte) (int, error) {
 	r, _ := c.nw.rule(c.from, c.to)
 	if r.delay > 0 {
 		time.Sleep(r.delay)
+	}
+	if c.closed.Load() {
+		// As a socket: a write after Close fails, dropped or not. (A
+		// black hole that swallowed writes on a closed connection would
+		// hide its closing from the writer, which TCP never does.)
+		return 0, &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed}
 	}
 	if r.drop || c.lostOut.Load() {
 		c.lostOut.Store(true)
@@ -318,6 +325,7 @@ func (c *conn) Read(p []byte) (int, error) {
 }
 
 func (c *conn) Close() error {
+	c.closed.Store(true)
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
 		c.nw.mu.Lock()

@@ -131,11 +131,14 @@ func TestDropBothWaysThenHeal(t *testing.T) {
 	require.NoError(t, <-dialed)
 	require.False(t, n.Faulty())
 
-	// The connection that lost bytes is closed by the heal.
+	// The connection that lost bytes is closed by the heal: reads and
+	// writes fail, as on a reset socket.
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, err = c.Read(make([]byte, 1))
 	require.Error(t, err)
 	require.False(t, isTimeout(err), "Heal closes a lossy connection rather than leave it to time out: %v", err)
+	_, err = c.Write([]byte("after\n"))
+	require.ErrorIs(t, err, net.ErrClosed, "a write on a closed connection fails even though its bytes were being dropped")
 }
 
 // One way only: a→b vanishes while b→a flows, and the other way round.

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -164,6 +165,9 @@ func (c *Cluster) Remove(m *Member) {
 	}, 30*time.Second, 50*time.Millisecond, "remove %s: %v", m.ID, err)
 	c.Stop(m)
 	m.removed = true
+	// Its data is of no further use; long fault runs add and remove many
+	// members.
+	require.NoError(c.t, os.RemoveAll(m.DataDir))
 }
 
 // Net is the fault-injecting network between the members (Options.Faults),
