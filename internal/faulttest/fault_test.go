@@ -324,8 +324,9 @@ func (r *round) createEvent() {
 
 // payments checks exactly-once payment: each paid order has one charge,
 // with its id as the key, of its amount, not refunded; a charge of one of
-// the round's orders that is not paid is refunded (in time: the refund is
-// made by the leader's recovery).
+// the round's orders that failed is refunded (in time: the refund is made
+// by the leader's recovery). The gateway keys charges by order id, so one
+// order cannot have two.
 func (r *round) payments(f *history.Final) []string {
 	var bad []string
 	deadline := time.Now().Add(refundWait)
@@ -342,6 +343,9 @@ func (r *round) payments(f *history.Final) []string {
 				bad = append(bad, fmt.Sprintf("paid order %s has no charge", id))
 			case o.State == client.OrderPaid && (ch.Refunded || ch.Ref != o.PaymentRef || ch.AmountCents != o.AmountCents):
 				bad = append(bad, fmt.Sprintf("paid order %s (%s, %d) has charge %+v", id, o.PaymentRef, o.AmountCents, ch))
+			case o.State == client.OrderPending:
+				// Its charge is still being resolved (an unknown purchase
+				// Resolve could not settle): neither kept nor refunded yet.
 			case o.State != client.OrderPaid && charged && !ch.Refunded:
 				bad = append(bad, fmt.Sprintf("order %s is %s but its charge %s is not refunded", id, o.State, ch.Ref))
 			}
