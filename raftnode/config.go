@@ -75,6 +75,12 @@ type Config struct {
 	// zero disables rebalancing.
 	RebalanceInterval time.Duration
 
+	// Dial, if set, opens every connection this node makes to a peer's
+	// Raft port (Raft RPCs and liveness pings) instead of net.DialTimeout.
+	// Tests set it to put a fault-injecting network between nodes
+	// (internal/faultnet); production leaves it nil and pays nothing.
+	Dial DialFunc
+
 	Logger *slog.Logger
 	// Observer receives write-path measurements (nil: none).
 	Observer Observer

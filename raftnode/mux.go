@@ -22,11 +22,17 @@ const (
 	headerTimeout = 5 * time.Second
 )
 
+// DialFunc opens a TCP connection to a node's Raft port.
+type DialFunc func(address string, timeout time.Duration) (net.Conn, error)
+
 // mux accepts connections on one listener and routes them by shard.
 type mux struct {
 	ln        net.Listener
 	advertise advertAddr
 	logger    *slog.Logger
+	// dial opens this node's connections to its peers (net.DialTimeout if
+	// nil; tests put a fault-injecting network here).
+	dial DialFunc
 
 	mu     sync.Mutex
 	layers map[uint16]*streamLayer
@@ -34,8 +40,8 @@ type mux struct {
 	wg     sync.WaitGroup
 }
 
-func newMux(ln net.Listener, advertise string, logger *slog.Logger) *mux {
-	return &mux{ln: ln, advertise: advertAddr(advertise), logger: logger, layers: make(map[uint16]*streamLayer)}
+func newMux(ln net.Listener, advertise string, logger *slog.Logger, dial DialFunc) *mux {
+	return &mux{ln: ln, advertise: advertAddr(advertise), logger: logger, dial: dial, layers: make(map[uint16]*streamLayer)}
 }
 
 // advertAddr is the address peers dial, which may differ from the listener's
@@ -56,6 +62,7 @@ func (m *mux) layer(shard int) *streamLayer {
 	}
 	l := &streamLayer{
 		shard:  uint16(shard),
+		dial:   m.dial,
 		addr:   m.advertise,
 		accept: make(chan net.Conn, 16),
 		closed: make(chan struct{}),
@@ -131,9 +138,13 @@ func (m *mux) close() error {
 	return err
 }
 
-// dialShard connects to a node's raft port and names the shard.
-func dialShard(address string, shard uint16, timeout time.Duration) (net.Conn, error) {
-	conn, err := net.DialTimeout("tcp", address, timeout)
+// dialShard connects to a node's raft port through dial (net.DialTimeout if
+// nil) and names the shard.
+func dialShard(dial DialFunc, address string, shard uint16, timeout time.Duration) (net.Conn, error) {
+	if dial == nil {
+		dial = dialTCP
+	}
+	conn, err := dial(address, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -148,9 +159,13 @@ func dialShard(address string, shard uint16, timeout time.Duration) (net.Conn, e
 	return conn, nil
 }
 
+func dialTCP(address string, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", address, timeout)
+}
+
 // ping reports whether the node at a raft address answers within timeout.
-func ping(address string, timeout time.Duration) bool {
-	conn, err := dialShard(address, pingShard, timeout)
+func ping(dial DialFunc, address string, timeout time.Duration) bool {
+	conn, err := dialShard(dial, address, pingShard, timeout)
 	if err != nil {
 		return false
 	}
@@ -164,6 +179,7 @@ func ping(address string, timeout time.Duration) bool {
 // streamLayer is one shard's view of the mux, a raft.StreamLayer.
 type streamLayer struct {
 	shard     uint16
+	dial      DialFunc
 	addr      net.Addr
 	accept    chan net.Conn
 	closed    chan struct{}
@@ -203,5 +219,5 @@ func (l *streamLayer) closeQueued() {
 func (l *streamLayer) Addr() net.Addr { return l.addr }
 
 func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialShard(string(address), l.shard, timeout)
+	return dialShard(l.dial, string(address), l.shard, timeout)
 }

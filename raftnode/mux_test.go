@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
 
@@ -15,7 +16,7 @@ func newTestMux(t *testing.T) (*mux, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	m := newMux(ln, ln.Addr().String(), slog.New(slog.DiscardHandler))
+	m := newMux(ln, ln.Addr().String(), slog.New(slog.DiscardHandler), nil)
 	return m, ln.Addr().String()
 }
 
@@ -51,7 +52,7 @@ func TestMuxKeepsConnectionsThatArriveBeforeTheShardOpens(t *testing.T) {
 	go m.serve()
 	defer m.close()
 
-	conn, err := dialShard(addr, 1, time.Second)
+	conn, err := dialShard(nil, addr, 1, time.Second)
 	require.NoError(t, err)
 	defer conn.Close()
 	waitFor(t, 5*time.Second, "the mux routes the connection", func() error {
@@ -83,16 +84,16 @@ func TestMuxRoutesByShard(t *testing.T) {
 	l0, l1 := m.layer(0), m.layer(1)
 	go m.serve()
 
-	require.True(t, ping(addr, time.Second), "a serving node answers pings")
+	require.True(t, ping(nil, addr, time.Second), "a serving node answers pings")
 
-	c1, err := dialShard(addr, 1, time.Second)
+	c1, err := dialShard(nil, addr, 1, time.Second)
 	require.NoError(t, err)
 	defer c1.Close()
 	in := acceptWithin(t, l1, 2*time.Second)
 	require.Equal(t, 0, len(l0.accept), "shard 1's connection went to shard 0")
 	in.Close()
 
-	stray, err := dialShard(addr, 7, time.Second)
+	stray, err := dialShard(nil, addr, 7, time.Second)
 	require.NoError(t, err)
 	stray.SetReadDeadline(time.Now().Add(2 * time.Second))
 	_, err = stray.Read(make([]byte, 1))
@@ -107,7 +108,7 @@ func TestMuxRoutesByShard(t *testing.T) {
 	_, err = l0.Accept()
 	require.ErrorIs(t, err, net.ErrClosed)
 	require.NoError(t, m.close())
-	require.False(t, ping(addr, 200*time.Millisecond), "a closed node does not answer pings")
+	require.False(t, ping(nil, addr, 200*time.Millisecond), "a closed node does not answer pings")
 }
 
 // A connection that reaches a shard whose transport has closed, or that is
@@ -130,7 +131,7 @@ func TestMuxClosesConnectionsOfAClosedShard(t *testing.T) {
 	}
 
 	// Queued, never accepted, then the shard closes.
-	queued, err := dialShard(addr, 0, time.Second)
+	queued, err := dialShard(nil, addr, 0, time.Second)
 	require.NoError(t, err)
 	waitFor(t, 5*time.Second, "the connection queued", func() error {
 		if len(l.accept) == 0 {
@@ -144,8 +145,43 @@ func TestMuxClosesConnectionsOfAClosedShard(t *testing.T) {
 	// Arriving after the shard closed (many times: the mux must not leave
 	// it to chance).
 	for i := 0; i < 20; i++ {
-		late, err := dialShard(addr, 0, time.Second)
+		late, err := dialShard(nil, addr, 0, time.Second)
 		require.NoError(t, err)
 		expectClosed(late, fmt.Sprintf("connection %d after close", i))
 	}
+}
+
+// Config.Dial, when set, opens every connection a node makes to a peer: the
+// Raft transports' and the liveness pings'. Tests put a fault-injecting
+// network there, so nothing may dial around it.
+func TestMuxDialsThroughTheConfiguredDialer(t *testing.T) {
+	var dialed []string
+	refuse := false
+	dial := func(address string, timeout time.Duration) (net.Conn, error) {
+		dialed = append(dialed, address)
+		if refuse {
+			return nil, fmt.Errorf("refused by the test")
+		}
+		return net.DialTimeout("tcp", address, timeout)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	m := newMux(ln, addr, slog.New(slog.DiscardHandler), dial)
+	l := m.layer(1)
+	go m.serve()
+	defer m.close()
+
+	conn, err := l.Dial(raft.ServerAddress(addr), time.Second)
+	require.NoError(t, err)
+	in := acceptWithin(t, l, 2*time.Second)
+	in.Close()
+	conn.Close()
+	require.True(t, ping(m.dial, addr, time.Second))
+	require.Equal(t, []string{addr, addr}, dialed, "the transport and the ping both dial through the hook")
+
+	refuse = true
+	_, err = l.Dial(raft.ServerAddress(addr), time.Second)
+	require.Error(t, err, "a refusing dialer cuts the transport off")
+	require.False(t, ping(m.dial, addr, time.Second))
 }

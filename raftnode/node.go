@@ -68,7 +68,7 @@ func New(cfg Config) (*Node, error) {
 		cfg:      cfg,
 		logger:   cfg.Logger.With("node", cfg.ID),
 		raftAddr: raftAddr,
-		mux:      newMux(ln, raftAddr, cfg.Logger),
+		mux:      newMux(ln, raftAddr, cfg.Logger, cfg.Dial),
 		stop:     make(chan struct{}),
 	}
 	for i := 0; i < cfg.Shards; i++ {
@@ -289,7 +289,7 @@ func (n *Node) rebalanceOnce() {
 		if id == n.cfg.ID || (target != "" && leads[id] >= leads[target]) {
 			continue
 		}
-		if ping(addr[id], 300*time.Millisecond) {
+		if ping(n.cfg.Dial, addr[id], 300*time.Millisecond) {
 			target = id
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"boxoffice"
 	"boxoffice/api"
 	"boxoffice/httpapi"
+	"boxoffice/internal/faultnet"
 	"boxoffice/payment"
 	"boxoffice/raftnode"
 )
@@ -43,6 +45,11 @@ type Options struct {
 	TunePayment func(*payment.Config)
 	// TuneHTTP adjusts each node's HTTP server config (its logger, say).
 	TuneHTTP func(*httpapi.Config)
+	// Faults puts a faultnet.Network between the members' Raft ports
+	// (Cluster.Net), through which a test partitions the cluster, cuts
+	// links one way or delays them. Client and forwarded HTTP traffic is
+	// not affected.
+	Faults bool
 }
 
 // Member is one node of the cluster and its HTTP front end.
@@ -55,7 +62,14 @@ type Member struct {
 	Server   *httpapi.Server
 	Checkout *payment.Checkout
 	running  bool
+	removed  bool
 }
+
+// IsRunning reports whether the member is started.
+func (m *Member) IsRunning() bool { return m.running }
+
+// IsRemoved reports whether the member was removed from the cluster.
+func (m *Member) IsRemoved() bool { return m.removed }
 
 // Cluster is a set of members started by Start.
 type Cluster struct {
@@ -63,6 +77,7 @@ type Cluster struct {
 	opts    Options
 	Members []*Member
 	dir     string
+	net     *faultnet.Network
 }
 
 // Start starts opts.Nodes nodes: the first bootstraps, the others join
@@ -79,6 +94,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 		opts.Gateway = sim
 	}
 	c := &Cluster{t: t, opts: opts, dir: t.TempDir()}
+	if opts.Faults {
+		c.net = faultnet.New()
+	}
 	for i := 0; i < opts.Nodes; i++ {
 		c.add(i == 0)
 	}
@@ -98,20 +116,75 @@ func (c *Cluster) add(bootstrap bool) *Member {
 	t := c.t
 	id := fmt.Sprintf("n%d", len(c.Members)+1)
 	m := &Member{ID: id, DataDir: filepath.Join(c.dir, id), RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t)}
+	if c.net != nil {
+		c.net.Register(m.ID, m.RaftAddr)
+	}
+	members := c.Running()
 	c.Members = append(c.Members, m)
 	c.startMember(m, bootstrap)
 	if !bootstrap {
+		// Join through the running members in turn, as `serve --join`
+		// would through whichever one answers.
 		self := boxoffice.Node{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr}
 		var err error
+		try := 0
 		require.Eventually(t, func() bool {
-			code, body := c.Do(c.Members[0], "POST", "/v1/cluster/members", AdminToken(), self)
+			via := members[try%len(members)]
+			try++
+			code, body := c.Do(via, "POST", "/v1/cluster/members", AdminToken(), self)
 			if code != 200 {
-				err = fmt.Errorf("join %s: %d %s", id, code, body)
+				err = fmt.Errorf("join %s via %s: %d %s", id, via.ID, code, body)
 			}
 			return code == 200
 		}, 30*time.Second, 50*time.Millisecond, "join %s: %v", id, err)
 	}
 	return m
+}
+
+// Remove takes a running member out of every shard, through the API of the
+// other running members in turn, then stops it. A removed member cannot be
+// restarted.
+func (c *Cluster) Remove(m *Member) {
+	c.t.Helper()
+	require.True(c.t, m.running, "%s is not running", m.ID)
+	var others []*Member
+	for _, o := range c.Running() {
+		if o != m {
+			others = append(others, o)
+		}
+	}
+	require.NotEmpty(c.t, others, "cannot remove the last member")
+	var err error
+	try := 0
+	require.Eventually(c.t, func() bool {
+		via := others[try%len(others)]
+		try++
+		code, body := c.Do(via, "DELETE", "/v1/cluster/members/"+m.ID, AdminToken(), nil)
+		if code != 200 {
+			err = fmt.Errorf("remove %s via %s: %d %s", m.ID, via.ID, code, body)
+		}
+		return code == 200
+	}, 30*time.Second, 50*time.Millisecond, "remove %s: %v", m.ID, err)
+	c.Stop(m)
+	m.removed = true
+	// Its data is of no further use; long fault runs add and remove many
+	// members.
+	require.NoError(c.t, os.RemoveAll(m.DataDir))
+}
+
+// Net is the fault-injecting network between the members (Options.Faults),
+// or nil.
+func (c *Cluster) Net() *faultnet.Network { return c.net }
+
+// ShardOf is the shard an event lives in.
+func (c *Cluster) ShardOf(event string) int { return raftnode.ShardOf(event, c.opts.Shards) }
+
+// TransferLeadership asks, through a running member's API, that shard's
+// leadership move to the member to ("" for any other voter).
+func (c *Cluster) TransferLeadership(shard int, to string) (int, []byte) {
+	running := c.Running()
+	require.NotEmpty(c.t, running)
+	return c.Do(running[0], "POST", "/v1/cluster/transfer-leadership", AdminToken(), map[string]any{"shard": shard, "to": to})
 }
 
 // freeAddr reserves a loopback port by listening and closing.
@@ -132,6 +205,9 @@ func (c *Cluster) Config(m *Member, bootstrap bool) raftnode.Config {
 	cfg.HTTPAddr = m.HTTPAddr
 	cfg.Shards = c.opts.Shards
 	cfg.Bootstrap = bootstrap
+	if c.net != nil {
+		cfg.Dial = c.net.Dialer(m.ID)
+	}
 	cfg.HeartbeatTimeout = 300 * time.Millisecond
 	cfg.ElectionTimeout = 300 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 150 * time.Millisecond
@@ -213,6 +289,7 @@ func (c *Cluster) Crash(m *Member) {
 // Restart starts a stopped member again from its data dir.
 func (c *Cluster) Restart(m *Member) {
 	require.False(c.t, m.running, "%s is running", m.ID)
+	require.False(c.t, m.removed, "%s was removed from the cluster", m.ID)
 	c.startMember(m, false)
 }
 
