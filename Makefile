@@ -12,7 +12,15 @@ STRIPE_MOCK_VERSION := v0.203.0
 ETCD_VERSION := 3.7.3
 BENCH_OUT := bench-results
 
-.PHONY: run test build deps lint unit stripe-mock peers etcd postgres bench bench-compare bench-go fuzz clean
+# The container image (make image) and the chaos suite (make chaos, make soak).
+IMAGE_DIR := build/image
+# DURATION: how long `make soak` runs the on-sale under faults.
+DURATION  ?= 10m
+# CHAOS_DURATION: the short round of `make chaos` (part of `make test`).
+CHAOS_DURATION ?= 150s
+COMPOSE   := docker-compose -p boxoffice
+
+.PHONY: run test build deps lint unit stripe-mock peers etcd postgres bench bench-compare bench-go fuzz clean image chaos soak compose-up compose-down
 
 ## run: build and start a local 3-node cluster with a 100,000-seat demo event (Ctrl-C stops it)
 run: build
@@ -24,9 +32,9 @@ build: deps
 deps:
 	$(GO) mod download
 
-## test: vet, staticcheck, and every test with the race detector (the bench's
-## peer tests need etcd and PostgreSQL: installed first)
-test: deps peers lint unit
+## test: vet, staticcheck, every test with the race detector (the bench's peer
+## tests need etcd and PostgreSQL: installed first), and the short chaos round
+test: deps peers lint unit chaos
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
@@ -83,5 +91,38 @@ fuzz: deps
 		done; \
 	done
 
+
+## image: the FROM scratch image of the static binary; its tag (boxoffice:<content hash>, so
+## that builds of other branches sharing the Docker daemon never replace it) goes to build/image/tag
+image: build
+	@mkdir -p $(IMAGE_DIR)
+	@cp $(BIN) $(IMAGE_DIR)/boxoffice
+	@cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_DIR)/ 2>/dev/null || : > $(IMAGE_DIR)/ca-certificates.crt
+	@tag=boxoffice:$$(cat $(IMAGE_DIR)/boxoffice $(IMAGE_DIR)/ca-certificates.crt Dockerfile | sha256sum | cut -c1-12); \
+	  docker image inspect $$tag >/dev/null 2>&1 || \
+	  DOCKER_BUILDKIT=0 docker build -q -t $$tag -f Dockerfile $(IMAGE_DIR) >/dev/null 2>&1 || \
+	  DOCKER_BUILDKIT=0 docker build -t $$tag -f Dockerfile $(IMAGE_DIR); \
+	  docker image inspect $$tag >/dev/null && echo $$tag > $(IMAGE_DIR)/tag && echo "image $$tag"
+
+## chaos: the short chaos round (3 nodes in Docker, the on-sale, one fault of each kind; ≤ 5 minutes)
+chaos: image
+	./$(BIN) chaos --image $$(cat $(IMAGE_DIR)/tag) --duration $(CHAOS_DURATION) --json $(IMAGE_DIR)/chaos.json
+
+## soak: the long chaos run, against the issue's targets (make soak DURATION=10m)
+soak: image
+	./$(BIN) chaos --image $$(cat $(IMAGE_DIR)/tag) --duration $(DURATION) --round 120s --quiet 10s \
+	  --min-availability 0.999 --max-failover-p99 1.5s --json $(IMAGE_DIR)/soak.json
+
+## compose-up: a 3-node cluster in containers on 127.0.0.1:8081-8083 (secret in build/compose-secret)
+compose-up: image
+	@test -s build/compose-secret || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > build/compose-secret
+	BOXOFFICE_IMAGE=$$(cat $(IMAGE_DIR)/tag) BOXOFFICE_AUTH_SECRET=$$(cat build/compose-secret) $(COMPOSE) up -d gateway n1 n2 n3
+	@echo "nodes: http://127.0.0.1:8081 http://127.0.0.1:8082 http://127.0.0.1:8083"
+	@echo "admin token: BOXOFFICE_AUTH_SECRET=\$$(cat build/compose-secret) ./$(BIN) token --subject admin --role admin"
+
+## compose-down: stop the compose cluster and delete its volumes
+compose-down:
+	BOXOFFICE_AUTH_SECRET=unused-at-teardown $(COMPOSE) --profile spare down -v
+
 clean:
-	rm -rf bin data $(BENCH_OUT)
+	rm -rf bin data build $(BENCH_OUT)

@@ -112,6 +112,8 @@ func mergeChecks(events []*eventRun, checks []CheckResult) CheckResult {
 		out.OrdersRead += c.OrdersRead
 		out.HoldsChecked += c.HoldsChecked
 		out.ViolationCount += c.ViolationCount
+		out.DoubleSales += c.DoubleSales
+		out.LostWrites += c.LostWrites
 		for _, v := range c.Violations {
 			if len(out.Violations) < violationsKept {
 				out.Violations = append(out.Violations, id+": "+v)
@@ -160,18 +162,26 @@ type CheckResult struct {
 	OK bool `json:"ok"`
 	// Conclusive is false when some writes' outcomes stayed unknown, so a
 	// seat could not be attributed for sure (see Unresolved).
-	Conclusive     bool     `json:"conclusive"`
-	Index          uint64   `json:"index"`
-	SeatsFree      int      `json:"seatsFree"`
-	SeatsHeld      int      `json:"seatsHeld"`
-	SeatsSold      int      `json:"seatsSold"`
-	AckedOrders    int      `json:"ackedOrders"`
-	AckedSeats     int      `json:"ackedSeats"`
-	OrdersRead     int      `json:"ordersRead"`
-	HoldsChecked   int      `json:"holdsChecked"`
-	ViolationCount int      `json:"violationCount"`
-	Violations     []string `json:"violations"`
-	Unresolved     []string `json:"unresolved"`
+	Conclusive     bool   `json:"conclusive"`
+	Index          uint64 `json:"index"`
+	SeatsFree      int    `json:"seatsFree"`
+	SeatsHeld      int    `json:"seatsHeld"`
+	SeatsSold      int    `json:"seatsSold"`
+	AckedOrders    int    `json:"ackedOrders"`
+	AckedSeats     int    `json:"ackedSeats"`
+	OrdersRead     int    `json:"ordersRead"`
+	HoldsChecked   int    `json:"holdsChecked"`
+	ViolationCount int    `json:"violationCount"`
+	// DoubleSales counts the violations in which one seat had two owners:
+	// a seat in two acknowledged orders (or twice in one), or a hold
+	// granted while another surely owned the seat.
+	DoubleSales int `json:"doubleSales"`
+	// LostWrites counts the violations in which an acknowledged purchase is
+	// not in the end state: its order missing, not paid or with other
+	// seats, or one of its seats not sold.
+	LostWrites int      `json:"lostWrites"`
+	Violations []string `json:"violations"`
+	Unresolved []string `json:"unresolved"`
 	// ReadSeconds is how long the strong reads took.
 	ReadSeconds float64 `json:"readSeconds"`
 }
@@ -206,8 +216,12 @@ var forever = time.Unix(1<<40, 0)
 // are listed as unresolved, not as violations.
 func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 	r := CheckResult{Index: s.Index, Conclusive: true}
-	violate := func(format string, args ...any) {
+	// violate records a violation, also counted in kind (nil: no kind).
+	violate := func(kind *int, format string, args ...any) {
 		r.ViolationCount++
+		if kind != nil {
+			*kind++
+		}
 		if len(r.Violations) < violationsKept {
 			r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
 		}
@@ -250,33 +264,33 @@ func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 		seen := map[string]bool{}
 		for _, seat := range o.Seats {
 			if seen[seat] {
-				violate("acknowledged order %s lists seat %s twice", o.ID, seat)
+				violate(&r.DoubleSales, "acknowledged order %s lists seat %s twice", o.ID, seat)
 				continue
 			}
 			seen[seat] = true
 			if prev, ok := orderOf[seat]; ok {
-				violate("seat %s is in two acknowledged orders: %s and %s", seat, prev, o.ID)
+				violate(&r.DoubleSales, "seat %s is in two acknowledged orders: %s and %s", seat, prev, o.ID)
 				continue
 			}
 			orderOf[seat] = o.ID
 			r.AckedSeats++
 		}
 		if h, ok := holds[o.Hold]; ok && !sameSet(h.Seats, o.Seats) {
-			violate("order %s sold seats %v of hold %s, which held %v", o.ID, o.Seats, o.Hold, h.Seats)
+			violate(nil, "order %s sold seats %v of hold %s, which held %v", o.ID, o.Seats, o.Hold, h.Seats)
 		}
 		got, ok := s.Orders[o.ID]
 		switch {
 		case !ok && s.OrderErrors[o.ID] != "":
 			unresolved("order %s could not be read back: %s", o.ID, s.OrderErrors[o.ID])
 		case !ok:
-			violate("acknowledged order %s (hold %s, buyer %s) is missing", o.ID, o.Hold, o.Buyer)
+			violate(&r.LostWrites, "acknowledged order %s (hold %s, buyer %s) is missing", o.ID, o.Hold, o.Buyer)
 		default:
 			r.OrdersRead++
 			if got.State != client.OrderPaid {
-				violate("acknowledged order %s is %s, not paid", o.ID, got.State)
+				violate(&r.LostWrites, "acknowledged order %s is %s, not paid", o.ID, got.State)
 			}
 			if !sameSet(got.Seats, o.Seats) {
-				violate("acknowledged order %s has seats %v on the server, %v when acknowledged", o.ID, got.Seats, o.Seats)
+				violate(&r.LostWrites, "acknowledged order %s has seats %v on the server, %v when acknowledged", o.ID, got.Seats, o.Seats)
 			}
 		}
 	}
@@ -295,7 +309,7 @@ func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 			case unknownSeat[seat.ID]:
 				unresolved("held seat %s: the hold or release that touched it has an unknown outcome", seat.ID)
 			default:
-				violate("held seat %s belongs to no hold the bench knows to be open", seat.ID)
+				violate(nil, "held seat %s belongs to no hold the bench knows to be open", seat.ID)
 			}
 		case client.SeatSold:
 			r.SeatsSold++
@@ -305,10 +319,10 @@ func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 			if unknownSeat[seat.ID] {
 				unresolved("sold seat %s: the purchase that may have sold it has an unknown outcome", seat.ID)
 			} else {
-				violate("sold seat %s belongs to no acknowledged purchase", seat.ID)
+				violate(nil, "sold seat %s belongs to no acknowledged purchase", seat.ID)
 			}
 		default:
-			violate("seat %s has unknown state %q", seat.ID, seat.State)
+			violate(nil, "seat %s has unknown state %q", seat.ID, seat.State)
 		}
 	}
 	// The server's own record of who bought what, where it has one: a seat
@@ -317,7 +331,7 @@ func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 	for _, seat := range s.Seats {
 		on, ok := s.SeatOrders[seat.ID]
 		if ack, acked := orderOf[seat.ID]; ok && acked && seat.State == client.SeatSold && on != ack {
-			violate("seat %s is sold to order %s on the server, but was acknowledged as sold in order %s", seat.ID, on, ack)
+			violate(&r.DoubleSales, "seat %s is sold to order %s on the server, but was acknowledged as sold in order %s", seat.ID, on, ack)
 		}
 	}
 	soldIn := map[string]string{}
@@ -327,7 +341,7 @@ func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 		}
 		for _, seat := range o.Seats {
 			if prev, ok := soldIn[seat]; ok && prev != o.ID {
-				violate("seat %s is sold in two orders on the server: %s and %s", seat, prev, o.ID)
+				violate(&r.DoubleSales, "seat %s is sold in two orders on the server: %s and %s", seat, prev, o.ID)
 				continue
 			}
 			soldIn[seat] = o.ID
@@ -338,7 +352,7 @@ func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 			if st == "" {
 				st = "not in the seat map"
 			}
-			violate("seat %s of acknowledged order %s is %s", seat, id, st)
+			violate(&r.LostWrites, "seat %s of acknowledged order %s is %s", seat, id, st)
 		}
 	}
 
@@ -362,7 +376,7 @@ func Check(l *Ledger, s *ServerState, skew time.Duration) CheckResult {
 			until := surelyOwnedUntil(a, skew)
 			for _, b := range hs {
 				if a != b && b.Start.After(a.End) && b.End.Before(until) {
-					violate("seat %s: hold %s was granted (%s..%s) while hold %s surely owned it (%s..%s)",
+					violate(&r.DoubleSales, "seat %s: hold %s was granted (%s..%s) while hold %s surely owned it (%s..%s)",
 						seat, b.ID, clock(b.Start), clock(b.End), a.ID, clock(a.End), clock(until))
 				}
 			}

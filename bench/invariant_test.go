@@ -67,6 +67,8 @@ func TestCheckConsistent(t *testing.T) {
 	r := Check(l, s, time.Second)
 	require.True(t, r.OK, "violations: %v", r.Violations)
 	assert.True(t, r.Conclusive)
+	assert.Zero(t, r.DoubleSales)
+	assert.Zero(t, r.LostWrites)
 	assert.Equal(t, 3, r.SeatsSold)
 	assert.Equal(t, 1, r.SeatsHeld)
 	assert.Equal(t, 1, r.SeatsFree)
@@ -84,44 +86,47 @@ func TestCheckFindsViolations(t *testing.T) {
 		name    string
 		corrupt func(l *Ledger, s *ServerState)
 		want    string
+		// kind is the count the violation adds to besides ViolationCount:
+		// "double" (DoubleSales), "lost" (LostWrites) or "" (neither).
+		kind string
 	}{
 		{"seat sold twice", func(l *Ledger, s *ServerState) {
 			l.Orders[1].Seats = []string{"A-1-3", "A-1-1"}
 			s.Orders["o2"].Seats = []string{"A-1-3", "A-1-1"}
-		}, "seat A-1-1 is in two acknowledged orders: o1 and o2"},
+		}, "seat A-1-1 is in two acknowledged orders: o1 and o2", "double"},
 		{"acknowledged order missing", func(l *Ledger, s *ServerState) {
 			delete(s.Orders, "o1")
-		}, "acknowledged order o1 (hold h1, buyer b1) is missing"},
+		}, "acknowledged order o1 (hold h1, buyer b1) is missing", "lost"},
 		{"sold seat without acknowledged order", func(l *Ledger, s *ServerState) {
 			setSeat(s, "A-1-4", client.SeatSold)
-		}, "sold seat A-1-4 belongs to no acknowledged purchase"},
+		}, "sold seat A-1-4 belongs to no acknowledged purchase", ""},
 		{"acknowledged seat not sold", func(l *Ledger, s *ServerState) {
 			setSeat(s, "A-1-2", client.SeatFree)
-		}, "seat A-1-2 of acknowledged order o1 is free"},
+		}, "seat A-1-2 of acknowledged order o1 is free", "lost"},
 		{"acknowledged order cancelled", func(l *Ledger, s *ServerState) {
 			s.Orders["o2"].State = client.OrderCancelled
-		}, "acknowledged order o2 is cancelled, not paid"},
+		}, "acknowledged order o2 is cancelled, not paid", "lost"},
 		{"acknowledged order with other seats", func(l *Ledger, s *ServerState) {
 			s.Orders["o1"].Seats = []string{"A-1-1"}
-		}, "acknowledged order o1 has seats [A-1-1] on the server"},
+		}, "acknowledged order o1 has seats [A-1-1] on the server", "lost"},
 		{"held seat of no open hold", func(l *Ledger, s *ServerState) {
 			setSeat(s, "A-1-4", client.SeatHeld)
-		}, "held seat A-1-4 belongs to no hold the bench knows to be open"},
+		}, "held seat A-1-4 belongs to no hold the bench knows to be open", ""},
 		{"held seat of a released hold", func(l *Ledger, s *ServerState) {
 			l.Holds[3].Outcome = HoldReleased
-		}, "held seat A-1-5 belongs to no hold"},
+		}, "held seat A-1-5 belongs to no hold", ""},
 		{"hold granted on a sold seat", func(l *Ledger, s *ServerState) {
 			l.Holds = append(l.Holds, HoldRecord{ID: "h9", Buyer: "b9", Seats: []string{"A-1-1"},
 				Start: l.Holds[0].End.Add(time.Second), End: l.Holds[0].End.Add(2 * time.Second), Outcome: HoldReleased})
-		}, "seat A-1-1: hold h9 was granted"},
+		}, "seat A-1-1: hold h9 was granted", "double"},
 		{"two open holds at once", func(l *Ledger, s *ServerState) {
 			h := l.Holds[3]
 			h.ID, h.Start, h.End = "h8", h.End.Add(time.Millisecond), h.End.Add(5*time.Millisecond)
 			l.Holds = append(l.Holds, h)
-		}, "seat A-1-5: hold h8 was granted"},
+		}, "seat A-1-5: hold h8 was granted", "double"},
 		{"order sold other seats than its hold", func(l *Ledger, s *ServerState) {
 			l.Holds[0].Seats = []string{"A-1-1", "A-1-4"}
-		}, "order o1 sold seats [A-1-1 A-1-2] of hold h1, which held [A-1-1 A-1-4]"},
+		}, "order o1 sold seats [A-1-1 A-1-2] of hold h1, which held [A-1-1 A-1-4]", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +136,17 @@ func TestCheckFindsViolations(t *testing.T) {
 			require.False(t, r.OK, "not detected")
 			assert.Positive(t, r.ViolationCount)
 			assert.True(t, containsPrefix(r.Violations, tc.want), "want %q in %q", tc.want, r.Violations)
+			switch tc.kind {
+			case "double":
+				assert.Positive(t, r.DoubleSales)
+				assert.Zero(t, r.LostWrites)
+			case "lost":
+				assert.Positive(t, r.LostWrites)
+				assert.Zero(t, r.DoubleSales)
+			default:
+				assert.Zero(t, r.DoubleSales)
+				assert.Zero(t, r.LostWrites)
+			}
 		})
 	}
 }

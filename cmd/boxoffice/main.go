@@ -30,8 +30,8 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), tokenCmd(), localCmd())
-	root.AddCommand(benchCmd())
+	root.AddCommand(serveCmd(), tokenCmd(), localCmd(), paySimCmd())
+	root.AddCommand(benchCmd(), chaosCmd())
 	root.AddCommand(clusterCmd(), eventsCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root

@@ -67,7 +67,7 @@ A restarted node needs neither: it resumes from its data dir.`,
 	fl.StringVar(&f.httpAdvertise, "http-advertise", env("BOXOFFICE_HTTP_ADVERTISE", ""), "HTTP address other nodes use (default: --http-addr)")
 	fl.StringVar(&f.raftAdvertise, "raft-advertise", env("BOXOFFICE_RAFT_ADVERTISE", ""), "Raft address other nodes use (default: --raft-addr)")
 	fl.BoolVar(&f.bootstrap, "bootstrap", false, "found a new cluster with this node as its first member")
-	fl.StringVar(&f.join, "join", env("BOXOFFICE_JOIN", ""), "HTTP address of any member of the cluster to join")
+	fl.StringVar(&f.join, "join", env("BOXOFFICE_JOIN", ""), "HTTP address of any member of the cluster to join, or a comma-separated list tried in turn (host names are resolved at each try)")
 	fl.IntVar(&f.shards, "shards", 4, "number of shards, fixed when the cluster is bootstrapped")
 	fl.StringVar(&f.authSecret, "auth-secret", env("BOXOFFICE_AUTH_SECRET", ""), "HS256 secret for bearer tokens, the same on every node (≥ 16 bytes)")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", raftnode.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make a shard take a new one")
@@ -194,7 +194,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	logger.Info("serving", "id", f.id, "http", f.httpAddr, "raft", node.Self().RaftAddr, "shards", f.shards, "data_dir", f.dataDir)
 
 	if f.join != "" && !node.IsVoter() {
-		if err := joinCluster(ctx, f.join, node.Self(), []byte(f.authSecret), logger); err != nil {
+		if err := joinCluster(ctx, splitList(f.join), node.Self(), []byte(f.authSecret), logger); err != nil {
 			logger.Error("join failed", "err", err)
 		}
 	}
@@ -256,27 +256,27 @@ func shutdown(srv *httpapi.Server, checkout *payment.Checkout, node *raftnode.No
 }
 
 // joinCluster asks a member to add this node to every shard, retrying until
-// it succeeds or ctx ends: the member may still be electing leaders.
-func joinCluster(ctx context.Context, member string, self boxoffice.Node, secret []byte, logger *slog.Logger) error {
-	tok, err := httpapi.MintToken(secret, "node-join", httpapi.RoleAdmin, 10*time.Minute)
-	if err != nil {
-		return err
+// it succeeds or ctx ends: the member may still be electing leaders, or (in
+// containers) not be up yet or not yet resolvable by name. Each try goes to
+// the next of members, so that one member down does not stop a join, and
+// is bounded by joinTryTimeout, so that a paused or partitioned member does
+// not hold it forever.
+func joinCluster(ctx context.Context, members []string, self boxoffice.Node, secret []byte, logger *slog.Logger) error {
+	if len(members) == 0 {
+		return errors.New("join: no member address")
 	}
 	body, _ := json.Marshal(self)
-	url := "http://" + member + "/v1/cluster/members"
 	for attempt := 1; ; attempt++ {
-		req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		member := members[(attempt-1)%len(members)]
+		// A token per try: a join may retry for longer than one lives.
+		tok, err := httpapi.MintToken(secret, "node-join", httpapi.RoleAdmin, 10*time.Minute)
+		if err != nil {
+			return err
+		}
+		err = joinTry(ctx, member, tok, body)
 		if err == nil {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				logger.Info("joined the cluster", "via", member)
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", resp.Status, msg)
+			logger.Info("joined the cluster", "via", member)
+			return nil
 		}
 		logger.Info("join: retrying", "via", member, "attempt", attempt, "err", err)
 		select {
@@ -285,4 +285,41 @@ func joinCluster(ctx context.Context, member string, self boxoffice.Node, secret
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// joinTryTimeout bounds one join request: adding a voter to every shard
+// takes one membership change per shard, each well under a second on a
+// healthy cluster.
+const joinTryTimeout = 30 * time.Second
+
+func joinTry(ctx context.Context, member, tok string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, joinTryTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+member+"/v1/cluster/members", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", resp.Status, msg)
+	}
+	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
