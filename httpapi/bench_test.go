@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"boxoffice/fsm"
 	"boxoffice/httpapi"
 	"boxoffice/internal/cputime"
 	"boxoffice/internal/testcluster"
@@ -104,4 +105,55 @@ func benchHolds(b *testing.B, clients int, viaFollower bool) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "holds/s")
 	b.ReportMetric(cpuPerHold, "cpu-µs/hold")
+}
+
+// BenchmarkSeatMap100k measures one seat map of a 100,000-seat event of
+// which half the seats are held, read from one node over HTTP: the whole map,
+// and the free seats only (what the on-sale's users reload every second).
+// cpu-µs/map is the process's CPU (server and client) per map.
+//
+//	go test ./httpapi -run XXX -bench SeatMap100k -benchtime 20x
+func BenchmarkSeatMap100k(b *testing.B) {
+	c := testcluster.Start(b, testcluster.Options{Nodes: 1, Shards: 1})
+	m := c.Members[0]
+	ev := testcluster.Event("map", 20, 100, 50)
+	ev["limits"] = map[string]any{"maxSeatsPerBuyer": 1000, "holdTTLSeconds": 3600}
+	if code, body := c.Do(m, "POST", "/v1/events", testcluster.Token("org", httpapi.RoleOrganiser), ev); code != 201 {
+		b.Fatalf("create event: %d %s", code, body)
+	}
+	// Hold every other seat, 32 seats per hold, 960 per buyer.
+	var seats []string
+	for i := 0; i < 100_000; i += 2 {
+		sec, row, num := i/5000, i%5000/50+1, i%50+1
+		seats = append(seats, fmt.Sprintf("%c-%d-%d", 'A'+sec, row, num))
+	}
+	for i := 0; i < len(seats); i += 32 {
+		res, err := m.Node.Propose(b.Context(), 0, &fsm.Hold{Event: "map", Buyer: fmt.Sprintf("b%d", i/960), Seats: seats[i:min(i+32, len(seats))]})
+		if err == nil {
+			err = res.Err
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, q := range []string{"", "?status=free"} {
+		b.Run("query="+q, func(b *testing.B) {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://" + m.HTTPAddr + "/v1/events/map/seats" + q)
+			hc := &fasthttp.Client{MaxResponseBodySize: 64 << 20}
+			b.ResetTimer()
+			cpu := cputime.Start()
+			var bytes int
+			for range b.N {
+				if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					b.Fatalf("%v %d", err, resp.StatusCode())
+				}
+				bytes = len(resp.Body())
+			}
+			b.ReportMetric(cpu.PerOp(b.N), "cpu-µs/map")
+			b.ReportMetric(float64(bytes), "bytes/map")
+		})
+	}
 }
