@@ -20,6 +20,7 @@ func TestLayoutIndexAndIDRoundTrip(t *testing.T) {
 		got, ok := l.Index(id)
 		require.True(t, ok, id)
 		require.Equal(t, i, got, id)
+		require.Equal(t, "x"+id, string(l.AppendID([]byte("x"), i)))
 	}
 	assert.Equal(t, "A-1-1", l.ID(0))
 	assert.Equal(t, "A-3-4", l.ID(11))

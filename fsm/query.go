@@ -86,47 +86,84 @@ type SeatFilter struct {
 
 // Seats returns the event's seats that pass the filter, in layout order.
 func (s *Store) Seats(event string, f SeatFilter) ([]boxoffice.Seat, error) {
+	var out []boxoffice.Seat
+	_, err := s.eachSeat(event, f, true, func(l *boxoffice.Layout, idx int, sec *boxoffice.Section, t takenSeat) {
+		seat := boxoffice.Seat{ID: l.ID(idx), Category: sec.Category, State: t.state}
+		if t.state == boxoffice.SeatHeld {
+			seat.Hold = t.owner
+		} else if t.state == boxoffice.SeatSold {
+			seat.Order = t.owner
+		}
+		out = append(out, seat)
+	})
+	return out, err
+}
+
+// MapSeat is one seat of a seat map: its index in the event's layout (which
+// gives its id, section and category) and its state.
+type MapSeat struct {
+	Index int32
+	State boxoffice.SeatState
+}
+
+// SeatMap returns, in layout order, every seat of the event that passes the
+// filter, and the event's layout. It is Seats without a string per seat,
+// for the maps of 100,000-seat events that buyers reload during an on-sale.
+func (s *Store) SeatMap(event string, f SeatFilter) (*boxoffice.Layout, []MapSeat, error) {
+	var out []MapSeat
+	l, err := s.eachSeat(event, f, false, func(l *boxoffice.Layout, idx int, _ *boxoffice.Section, t takenSeat) {
+		if out == nil {
+			out = make([]MapSeat, 0, l.Capacity())
+		}
+		out = append(out, MapSeat{Index: int32(idx), State: t.state})
+	})
+	return l, out, err
+}
+
+// eachSeat walks the seats that pass the filter, section by section; owners
+// says whether fn needs the hold or order of each taken seat.
+func (s *Store) eachSeat(event string, f SeatFilter, owners bool, fn func(l *boxoffice.Layout, idx int, sec *boxoffice.Section, t takenSeat)) (*boxoffice.Layout, error) {
 	ei, err := s.eventInfo(event)
 	if err != nil {
 		return nil, err
 	}
-	first, n := 0, ei.layout.Capacity()
+	l := ei.layout
+	first, n := 0, l.Capacity()
 	if f.Section != "" {
 		var ok bool
-		if first, n, ok = ei.layout.SectionRange(f.Section); !ok {
+		if first, n, ok = l.SectionRange(f.Section); !ok {
 			return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "event %q has no section %q", event, f.Section)
 		}
 	}
-	taken, err := s.takenSeats(event, first, first+n)
+	taken, err := s.takenSeats(event, first, first+n, owners)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]boxoffice.Seat, 0, min(n, 1024))
 	ti := 0
-	for idx := first; idx < first+n; idx++ {
-		sec, _, _ := ei.layout.Section(idx)
+	for idx := first; idx < first+n; {
+		sec, row, num := l.Section(idx)
+		end := idx + sec.Rows*sec.SeatsPerRow - ((row-1)*sec.SeatsPerRow + num - 1) // the section's end
+		end = min(end, first+n)
 		if f.Category != "" && sec.Category != f.Category {
-			continue
-		}
-		seat := boxoffice.Seat{Category: sec.Category, State: boxoffice.SeatFree}
-		for ti < len(taken) && taken[ti].idx < idx {
-			ti++
-		}
-		if ti < len(taken) && taken[ti].idx == idx {
-			seat.State = taken[ti].state
-			if seat.State == boxoffice.SeatHeld {
-				seat.Hold = taken[ti].owner
-			} else {
-				seat.Order = taken[ti].owner
+			for ti < len(taken) && taken[ti].idx < end {
+				ti++
 			}
-		}
-		if f.State != nil && seat.State != *f.State {
+			idx = end
 			continue
 		}
-		seat.ID = ei.layout.ID(idx)
-		out = append(out, seat)
+		for ; idx < end; idx++ {
+			t := takenSeat{idx: idx, state: boxoffice.SeatFree}
+			if ti < len(taken) && taken[ti].idx == idx {
+				t = taken[ti]
+				ti++
+			}
+			if f.State != nil && t.state != *f.State {
+				continue
+			}
+			fn(l, idx, &sec, t)
+		}
 	}
-	return out, nil
+	return l, nil
 }
 
 type takenSeat struct {
@@ -136,11 +173,22 @@ type takenSeat struct {
 }
 
 // takenSeats returns the seats in [from, to) that are sold or held by an
-// unexpired hold, in index order.
-func (s *Store) takenSeats(event string, from, to int) ([]takenSeat, error) {
+// unexpired hold, in index order; with owners false it leaves their owners
+// out (and allocates no string per seat).
+func (s *Store) takenSeats(event string, from, to int, owners bool) ([]takenSeat, error) {
 	now := s.NowMs()
 	var out []takenSeat
 	err := s.scan(seatKey(event, from), seatKey(event, to), func(k, v []byte) (bool, error) {
+		if !owners {
+			state, expiresAtMs, err := decodeSeatState(v)
+			if err != nil {
+				return false, err
+			}
+			if (seatRec{state: state, expiresAtMs: expiresAtMs}).takenAt(now) {
+				out = append(out, takenSeat{idx: seatIndexOf(k), state: state})
+			}
+			return true, nil
+		}
 		rec, err := decodeSeat(v)
 		if err != nil {
 			return false, err
@@ -169,7 +217,7 @@ func (s *Store) Counts(event string) ([]boxoffice.CategoryCount, error) {
 	for _, sec := range ei.layout.Sections {
 		counts[pos[sec.Category]].Capacity += sec.Rows * sec.SeatsPerRow
 	}
-	taken, err := s.takenSeats(event, 0, ei.layout.Capacity())
+	taken, err := s.takenSeats(event, 0, ei.layout.Capacity(), false)
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,18 @@ func decodeSeat(b []byte) (seatRec, error) {
 	return s, r.done("seat")
 }
 
+// decodeSeatState is decodeSeat without the owner, allocating nothing.
+func decodeSeatState(b []byte) (state boxoffice.SeatState, expiresAtMs int64, err error) {
+	r := reader{b: b}
+	if v := r.u8(); v != valueVersion {
+		return 0, 0, fmt.Errorf("seat value version %d: %w", v, errMalformed)
+	}
+	state = boxoffice.SeatState(r.u8())
+	r.bytes()
+	expiresAtMs = r.varint()
+	return state, expiresAtMs, r.done("seat")
+}
+
 func encodeHold(h *boxoffice.Hold) []byte {
 	w := writer{b: make([]byte, 0, 64)}
 	w.u8(valueVersion)

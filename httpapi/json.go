@@ -54,6 +54,20 @@ func jsonErr(err error) string {
 	return err.Error()
 }
 
+// appendJSONString appends s as a JSON string, as encoding/json writes it.
+// Ids ([A-Za-z0-9._-]) take the fast path.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 func rfc3339(ms int64) string {
 	if ms == 0 {
 		return ""
@@ -125,12 +139,6 @@ func eventOut(e *boxoffice.Event) eventJSON {
 		StartsAt: rfc3339(e.StartsAtMs), Categories: e.Categories, Venue: e.Venue, Limits: &l,
 		Capacity: e.Venue.Capacity(),
 	}
-}
-
-type seatJSON struct {
-	ID       string `json:"id"`
-	Category string `json:"category"`
-	State    string `json:"state"`
 }
 
 type holdJSON struct {

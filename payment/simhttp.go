@@ -114,8 +114,18 @@ func NewHTTPGateway(base string, timeout time.Duration) (*HTTPGateway, error) {
 	if timeout <= 0 {
 		return nil, errors.New("payment: the gateway timeout must be positive")
 	}
-	return &HTTPGateway{base: u.String(), client: &http.Client{Timeout: timeout}}, nil
+	// Keep a connection per concurrent call: with net/http's default of two
+	// idle connections per host, a leader charging hundreds of purchases at
+	// once dialed (and left in TIME_WAIT) a new connection for most of them,
+	// a tenth of its CPU in the on-sale's profile.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = gatewayIdleConnsMax
+	tr.MaxIdleConnsPerHost = gatewayIdleConnsMax
+	return &HTTPGateway{base: u.String(), client: &http.Client{Timeout: timeout, Transport: tr}}, nil
 }
+
+// gatewayIdleConnsMax bounds the idle connections kept to the gateway.
+const gatewayIdleConnsMax = 1024
 
 // call sends a request and decodes a 200 answer into out. Transport errors
 // and 5xx are unknown outcomes: the request may have been served.

@@ -2,7 +2,12 @@ package payment_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,4 +62,36 @@ func TestSimOverHTTP(t *testing.T) {
 
 	_, err = payment.NewHTTPGateway("ftp://x", time.Second)
 	assert.Error(t, err)
+}
+
+// Concurrent calls reuse their connections: rounds of 64 charges at once
+// open about 64 connections, not one per call.
+func TestHTTPGatewayReusesConnections(t *testing.T) {
+	sim, err := payment.NewSim(payment.SimConfig{Seed: 1, LatencyMedian: time.Millisecond})
+	require.NoError(t, err)
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(payment.SimServer(sim))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	g, err := payment.NewHTTPGateway(srv.URL, 10*time.Second)
+	require.NoError(t, err)
+	const parallel, rounds = 64, 5
+	for r := range rounds {
+		var wg sync.WaitGroup
+		for i := range parallel {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := g.Charge(context.Background(), fmt.Sprintf("o_%d_%d", r, i), 100, "pm_card_visa")
+				assert.NoError(t, err)
+			}()
+		}
+		wg.Wait()
+	}
+	assert.LessOrEqual(t, conns.Load(), int64(2*parallel), "%d calls opened %d connections", parallel*rounds, conns.Load())
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"boxoffice/fsm"
+	"boxoffice/internal/cputime"
 )
 
 // BenchmarkCommitHolds3Nodes measures committed holds per second on one
@@ -17,7 +18,8 @@ import (
 // shard's leader, b.N in all. With batching on (the default config),
 // concurrent holds share log entries (one append and fsync per node for
 // many); with it off, each hold is its own entry (hashicorp/raft still
-// groups entries per disk write). holds/entry reports how well they shared.
+// groups entries per disk write). holds/entry reports how well they shared;
+// cpu-µs/hold is the CPU of the process (three nodes) per hold.
 //
 //	go test ./raftnode -run XXX -bench CommitHolds -benchtime 20000x
 func BenchmarkCommitHolds3Nodes(b *testing.B) {
@@ -84,6 +86,7 @@ func benchCommitHolds(b *testing.B, batching bool) {
 	)
 	b.ResetTimer()
 	start := time.Now()
+	cpu := cputime.Start()
 	for w := 0; w < benchProposers; w++ {
 		wg.Add(1)
 		go func() {
@@ -108,6 +111,7 @@ func benchCommitHolds(b *testing.B, batching bool) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpuPerHold := cpu.PerOp(b.N)
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d of %d holds failed; first: %v", n, b.N, firstEr)
@@ -115,4 +119,5 @@ func benchCommitHolds(b *testing.B, batching bool) {
 	entries := raftStat(b, leader, "last_log_index") - firstIndex
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "holds/s")
 	b.ReportMetric(float64(b.N)/float64(max(entries, 1)), "holds/entry")
+	b.ReportMetric(cpuPerHold, "cpu-µs/hold")
 }

@@ -31,6 +31,7 @@ type localFlags struct {
 	httpBase int
 	raftBase int
 	shards   int
+	pprof    int
 	demo     string
 	seats    int
 	sim      payment.SimConfig
@@ -55,6 +56,7 @@ Ctrl-C stops every node cleanly.`,
 	fl.IntVar(&f.httpBase, "http-port", 8081, "HTTP port of the first node; the others follow")
 	fl.IntVar(&f.raftBase, "raft-port", 9081, "Raft port of the first node; the others follow")
 	fl.IntVar(&f.shards, "shards", 4, "number of shards")
+	fl.IntVar(&f.pprof, "pprof-port", 0, "serve each node's Go profiles (/debug/pprof/) from this port on; 0: off")
 	fl.StringVar(&f.demo, "demo-event", "demo-arena", "id of the demo event ('' for none)")
 	fl.IntVar(&f.seats, "demo-seats", 100_000, "seats of the demo event (a multiple of 5,000)")
 	f.sim = payment.DefaultSimConfig()
@@ -133,6 +135,9 @@ func runLocal(ctx context.Context, f localFlags, out io.Writer) error {
 		args := []string{"serve", "--id", id, "--data-dir", dir,
 			"--http-addr", httpAddr(i), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", f.raftBase+i),
 			"--shards", fmt.Sprint(f.shards), "--payment-gateway", gateway}
+		if f.pprof != 0 {
+			args = append(args, "--pprof-addr", fmt.Sprintf("127.0.0.1:%d", f.pprof+i))
+		}
 		switch {
 		case i == 0:
 			args = append(args, "--bootstrap")

@@ -39,6 +39,7 @@ type serveFlags struct {
 	sim                                                           payment.SimConfig
 	checkoutLease                                                 time.Duration
 	gateway, stripeKey, stripeURL                                 string
+	pprofAddr                                                     string
 }
 
 func serveCmd() *cobra.Command {
@@ -84,6 +85,7 @@ A restarted node needs neither: it resumes from its data dir.`,
 	fl.Float64Var(&f.sim.DuplicateRate, "payment-duplicate-rate", 0, "simulated gateway: share of requests it processes twice")
 	fl.BoolVar(&f.sim.Outage, "payment-outage", false, "simulated gateway: fail every call")
 	fl.DurationVar(&f.checkoutLease, "checkout-lease", payment.DefaultConfig().Lease, "how long a checkout keeps its seats while its charge is in flight")
+	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (/debug/pprof/) on this address, apart from the API; off if empty (keep it on loopback or an admin network)")
 	fl.StringVar(&f.logLevel, "log-level", env("BOXOFFICE_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", env("BOXOFFICE_LOG_FORMAT", "text"), "text or json")
 	return c
@@ -142,6 +144,13 @@ func runServe(ctx context.Context, f serveFlags) error {
 		return fmt.Errorf("listen for HTTP on %s: %w", f.httpAddr, err)
 	}
 	defer hln.Close()
+	if f.pprofAddr != "" {
+		stopPprof, err := startPprof(f.pprofAddr, logger)
+		if err != nil {
+			return fmt.Errorf("listen for profiles on %s: %w", f.pprofAddr, err)
+		}
+		defer stopPprof()
+	}
 
 	metrics := httpapi.NewMetrics()
 	cfg := raftnode.DefaultConfig()
