@@ -31,7 +31,7 @@ func TestOnsaleSellsOutAndChecks(t *testing.T) {
 	}
 	cfg.Workload = WorkloadRush
 	cfg.Seats, cfg.Users = 2_000, 32
-	cfg.Duration = 30 * time.Second // a bound; it sells out in a few seconds
+	cfg.Duration = 90 * time.Second // a bound; it sells out in a few seconds on a quiet machine
 	cfg.SeatMapMaxAge = 200 * time.Millisecond
 	cfg.Token = testcluster.AdminToken()
 	cfg.Mint = func(subject, role string) (string, error) {
@@ -98,7 +98,7 @@ func smallRun(t *testing.T, workload string, seats int, tweak func(*Config)) *Re
 	}
 	cfg.Workload = workload
 	cfg.Seats, cfg.Users = seats, 32
-	cfg.Duration = 60 * time.Second // a bound; it sells out in a few seconds on a quiet machine
+	cfg.Duration = 90 * time.Second // a bound; it sells out in a few seconds on a quiet machine
 	cfg.Ramp = 200 * time.Millisecond
 	cfg.SeatMapMaxAge = 200 * time.Millisecond
 	cfg.Token = testcluster.AdminToken()

@@ -367,8 +367,25 @@ func (s *Shard) close() error {
 	case <-time.After(s.node.cfg.ApplyTimeout):
 		s.node.logger.Warn("closing shard with entries still uncommitted", "shard", s.id)
 	}
-	errs := []error{s.raft.Shutdown().Error()}
+	// hashicorp/raft's Shutdown waits for its goroutines; on a starved
+	// machine we have seen it never return (a leadership transfer racing
+	// a step-down). Bounded, so that closing a node cannot hang its caller:
+	// past the bound the stores stay open (a goroutine may still use them)
+	// and the error says so.
+	shut := make(chan error, 1)
+	go func() { shut <- s.raft.Shutdown().Error() }()
+	var errs []error
+	select {
+	case err := <-shut:
+		errs = append(errs, err)
+	case <-time.After(shutdownWaitMax):
+		s.node.logger.Error("raft did not shut down; leaving its stores open", "shard", s.id, "waited", shutdownWaitMax)
+		return fmt.Errorf("raftnode: shard %d: raft did not shut down within %v", s.id, shutdownWaitMax)
+	}
 	<-proposed
 	errs = append(errs, s.transport.Close(), s.bolt.Close(), s.store.Close())
 	return errors.Join(errs...)
 }
+
+// shutdownWaitMax bounds the wait for hashicorp/raft's Shutdown.
+const shutdownWaitMax = 30 * time.Second
