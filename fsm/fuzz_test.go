@@ -26,7 +26,9 @@ import (
 //     agree with them (checkQueries);
 //
 // and, at the end, that applying the whole log again to a fresh store in one
-// ApplyEntries call gives the same answers and the same store.
+// ApplyEntries call gives the same answers and the same store, and that a
+// snapshot restored into another store makes it the same store, which then
+// answers the next entry as the original does.
 //
 // A program is a sequence of 8-byte instructions (see fuzzRun.step), so that
 // the fuzzer mutates commands rather than encodings; instruction kind 15
@@ -40,6 +42,7 @@ func FuzzApply(f *testing.F) {
 		r := newFuzzRun(t)
 		r.run(prog)
 		r.replayInOneCall()
+		r.snapshotRoundTrip()
 	})
 }
 
@@ -321,6 +324,36 @@ func (r *fuzzRun) replayInOneCall() {
 		require.Equal(t, r.results[i], out, "entry %d answered otherwise in one call", r.log[i].Index)
 	}
 	require.Equal(t, mustHash(t, r.s), mustHash(t, s), "one call built another store")
+}
+
+// snapshotRoundTrip restores a snapshot of the store into a store with
+// other contents, and applies one more entry to both.
+func (r *fuzzRun) snapshotRoundTrip() {
+	t := r.t
+	sn, err := r.s.Snapshot()
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, err = sn.WriteTo(&buf)
+	require.NoError(t, err)
+	require.NoError(t, sn.Close())
+
+	dst := newMemStore(t)
+	ev := propEvents()[1]
+	ev.Venue.Sections = []boxoffice.Section{{ID: "Q", Category: "ga", Rows: 1, SeatsPerRow: 1}}
+	applyOne(t, dst, 1, 1, &CreateEvent{Event: ev}) // another e2, in dst's event cache
+	require.NoError(t, dst.Restore(&buf))
+	require.Equal(t, mustHash(t, r.s), mustHash(t, dst))
+	require.Equal(t, r.s.AppliedIndex(), dst.AppliedIndex())
+	require.Equal(t, r.s.NowMs(), dst.NowMs())
+	checkInvariants(t, dst)
+
+	next := []Command{&Hold{Event: "e2", Buyer: "u9", Seats: []string{"C-1-1"}}, &Expire{}}
+	want := applyOne(t, r.s, r.index+1, r.stampMs+1, next...)
+	got := applyOne(t, dst, r.index+1, r.stampMs+1, next...)
+	for i := range next {
+		require.Equal(t, fmtResult(next[i], want[i]), fmtResult(next[i], got[i]))
+	}
+	require.Equal(t, mustHash(t, r.s), mustHash(t, dst))
 }
 
 func fmtCall(call [][]Command) string {

@@ -102,6 +102,8 @@ func FuzzHoldBody(f *testing.F) {
 	})
 }
 
+// FuzzEventBody: testdata/fuzz/FuzzEventBody holds the startsAt values whose
+// answers could not be sent back (UTC years 10000 and -1).
 func FuzzEventBody(f *testing.F) {
 	for _, s := range append([]string{
 		`{"id":"arena-2026-12-01","name":"Night","type":"concert","startsAt":"2026-12-01T20:00:00Z","location":"Berlin",
@@ -109,8 +111,6 @@ func FuzzEventBody(f *testing.F) {
 		  "venue":{"sections":[{"id":"A","category":"floor","rows":100,"seatsPerRow":50}]},
 		  "limits":{"maxSeatsPerBuyer":8,"holdTTLSeconds":600}}`,
 		`{"id":"e1","name":"E","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,
-		`{"id":"e1","name":"E","startsAt":"9999-12-31T23:59:59-23:59","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,
-		`{"id":"e1","name":"E","startsAt":"0000-01-01T00:00:00+01:00","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,
 		`{"id":"e1","name":"E","startsAt":"2026-01-01T00:00:00.123456789+02:00","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,
 		`{"id":"e1","name":"E","startsAt":"1970-01-01T00:00:00Z","organiser":"someone","capacity":7,"categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,
 		`{"id":"e1","name":"E","startsAt":"yesterday","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,

@@ -194,9 +194,9 @@ func fuzzTokens(t testing.TB) []string {
 		return tok
 	}
 	return []string{"",
-		mint("u1", httpapi.RoleBuyer, time.Hour), mint("u2", httpapi.RoleBuyer, time.Hour),
-		mint("o1", httpapi.RoleOrganiser, time.Hour), mint("o2", httpapi.RoleOrganiser, time.Hour),
-		mint("admin", httpapi.RoleAdmin, time.Hour), "not.a.token", mint("u1", httpapi.RoleBuyer, -time.Minute)}
+		mint("u1", httpapi.RoleBuyer, 24*time.Hour), mint("u2", httpapi.RoleBuyer, 24*time.Hour),
+		mint("o1", httpapi.RoleOrganiser, 24*time.Hour), mint("o2", httpapi.RoleOrganiser, 24*time.Hour),
+		mint("admin", httpapi.RoleAdmin, 24*time.Hour), "not.a.token", mint("u1", httpapi.RoleBuyer, -time.Minute)}
 }
 
 // readAfterWrite reads what a write answered — its hold, order or event —
