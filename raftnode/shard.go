@@ -296,7 +296,23 @@ func (s *Shard) AddMember(ctx context.Context, m boxoffice.Node) error {
 		return res.Err
 	}
 	f := s.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, s.node.cfg.ApplyTimeout)
-	return raftErr(f.Error())
+	return raftErr(waitFuture(ctx, f))
+}
+
+// waitFuture waits for a Raft future or for ctx. hashicorp/raft may never
+// answer a future it had not finished when it shut down, and it shuts down
+// on its own when a leader removes itself (ShutdownOnRemove): waiting on
+// Error alone would then wait forever. A future left unanswered costs one
+// parked goroutine.
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
 }
 
 // RemoveMember removes a node from this shard. This node must lead it.
@@ -305,7 +321,7 @@ func (s *Shard) RemoveMember(ctx context.Context, id string) error {
 	if !s.IsLeader() {
 		return boxoffice.Errorf(boxoffice.CodeNotLeader, "node %s does not lead shard %d", s.node.cfg.ID, s.id)
 	}
-	if err := s.raft.RemoveServer(raft.ServerID(id), 0, s.node.cfg.ApplyTimeout).Error(); err != nil {
+	if err := waitFuture(ctx, s.raft.RemoveServer(raft.ServerID(id), 0, s.node.cfg.ApplyTimeout)); err != nil {
 		return raftErr(err)
 	}
 	res, err := s.Propose(ctx, &fsm.RemoveNode{ID: id})
@@ -356,7 +372,19 @@ func (s *Shard) close() error {
 		s.node.logger.Warn("closing shard with entries still uncommitted", "shard", s.id)
 	}
 	errs := []error{s.raft.Shutdown().Error()}
-	<-proposed
+	// Raft answers every entry it took from its apply queue, but not those
+	// still in the queue when it stops (BatchApplyCh buffers it, and
+	// ApplyLog's futures have no shutdown channel). That happens when a
+	// leader removes itself and ShutdownOnRemove stops its Raft with writes
+	// queued: the completer then waits forever on such an entry. Give up on
+	// it; its callers' deadlines answer them, as outcomes unknown. The
+	// completer goroutine stays blocked on a future that can never be
+	// answered and touches nothing else.
+	select {
+	case <-proposed:
+	case <-time.After(s.node.cfg.ApplyTimeout):
+		s.node.logger.Warn("closing shard with entries Raft never answered", "shard", s.id)
+	}
 	errs = append(errs, s.transport.Close(), s.bolt.Close(), s.store.Close())
 	return errors.Join(errs...)
 }
