@@ -68,9 +68,29 @@ const (
 
 var allFaults = []string{faultCrash, faultPartition, faultIsolate, faultMute, faultDeaf, faultSlow, faultTransfer, faultMembership}
 
-func TestFaults3Nodes(t *testing.T) { runFaults(t, 3, roundsDefault3) }
+func TestFaults3Nodes(t *testing.T) { runFaults(t, 3, readSettings(t, roundsDefault3)) }
 
-func TestFaults5Nodes(t *testing.T) { runFaults(t, 5, roundsDefault5) }
+func TestFaults5Nodes(t *testing.T) { runFaults(t, 5, readSettings(t, roundsDefault5)) }
+
+// regressions are rounds that once failed, replayed (the same fault and
+// workload choices; not the same timing) on every run.
+var regressions = []struct {
+	nodes int
+	seed  uint64
+	round int
+	why   string
+}{
+	{3, 1795610960668341149, 1, "the leader removed itself with writes queued in Raft; its Close hung (raftnode: Shard.close, RemoveMember)"},
+}
+
+func TestFaultRegressions(t *testing.T) {
+	for _, r := range regressions {
+		t.Run(fmt.Sprintf("%dnodes-seed%d-round%d", r.nodes, r.seed, r.round), func(t *testing.T) {
+			t.Log(r.why)
+			runFaults(t, r.nodes, settings{seed: r.seed, rounds: 1, from: r.round, clients: clientsDefault, kinds: allFaults})
+		})
+	}
+}
 
 type settings struct {
 	seed    uint64
@@ -118,8 +138,7 @@ type tally struct {
 	codes    map[string]int // codes of refusals and unknown outcomes
 }
 
-func runFaults(t *testing.T, nodes, roundsDefault int) {
-	s := readSettings(t, roundsDefault)
+func runFaults(t *testing.T, nodes int, s settings) {
 	t.Logf("seed %d: reproduce with BOXOFFICE_SEED=%d BOXOFFICE_FAULT_FROM=<round> go test -run '^%s$' ./internal/faulttest",
 		s.seed, s.seed, t.Name())
 
