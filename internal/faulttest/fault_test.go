@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -35,6 +37,7 @@ const (
 	tailMin        = 500 * time.Millisecond // the workload goes on after the heal
 	tailSpread     = 500 * time.Millisecond
 	recoverTimeout = 90 * time.Second // heal → every shard led, unknowns resolved, final reads
+	roundMax       = 6 * time.Minute  // a round that takes longer is stuck: the watchdog dumps and stops
 	checkTimeout   = 2 * time.Minute
 	refundWait     = 30 * time.Second
 
@@ -229,6 +232,18 @@ func (r *round) newClient(nodes []string, token string, attempts int) *client.Cl
 func (r *round) run(tl *tally) {
 	t := r.t
 	began := time.Now()
+	// A hang (a liveness bug) must not stall a long run silently: dump
+	// every goroutine where the artifacts go, and stop.
+	watchdog := time.AfterFunc(roundMax, func() {
+		dir := history.ArtifactDir(t.Name(), fmt.Sprintf("seed%d-round%d", r.seed, r.n))
+		buf := make([]byte, 64<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		_ = os.MkdirAll(dir, 0o755)
+		path := filepath.Join(dir, "goroutines.txt")
+		_ = os.WriteFile(path, buf, 0o644)
+		panic(fmt.Sprintf("round %d (%s), seed %d, did not finish in %v: stuck; goroutines in %s", r.n, r.kind, r.seed, roundMax, path))
+	})
+	defer watchdog.Stop()
 	r.event = fmt.Sprintf("fault-%d-r%d", r.seed%1_000_000, r.n)
 	r.groups = 2 * r.clients
 	r.shard = r.c.ShardOf(r.event)
