@@ -77,7 +77,29 @@ func (s *Shard) startRaft(dir string) error {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	s.transport = raft.NewNetworkTransport(s.node.mux.layer(s.id), 8, 10*time.Second, logOut)
+	// No pipelined replication (MaxRPCsInFlight 1): hashicorp/raft v1.8.0's
+	// pipeline can wedge for good. Its answer decoder stops at the first
+	// refused or failed answer, its channels are unbuffered at the default
+	// of 2 in flight, and the sending loop, if it picks one more entry to
+	// send before it notices the decoder ended, blocks forever handing it
+	// over: that follower never gets another entry (heartbeats, from
+	// another goroutine, keep it from calling an election) and Shutdown
+	// waits for the stuck goroutine forever. internal/faulttest hit it
+	// (3 nodes, seed 1795613084506142756, round 107, a membership change);
+	// hashicorp/raft#612 reports the symptom. Without the pipeline each
+	// follower gets one AppendEntries at a time, of up to MaxAppendEntries
+	// entries, which the proposer's batching keeps full under load.
+	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:          s.node.mux.layer(s.id),
+		MaxPool:         8,
+		Timeout:         10 * time.Second,
+		MaxRPCsInFlight: 1,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name:   fmt.Sprintf("raft-net[%s/%d]", cfg.ID, s.id),
+			Level:  hclog.LevelFromString(cfg.RaftLogLevel),
+			Output: logOut,
+		}),
+	})
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)

@@ -84,6 +84,7 @@ var regressions = []struct {
 	why   string
 }{
 	{3, 1795610960668341149, 1, "the leader removed itself with writes queued in Raft; its Close hung (raftnode: Shard.close, RemoveMember)"},
+	{3, 1795613084506142756, 107, "hashicorp/raft's pipelined replication wedged during a membership change; Close hung (raftnode: no pipeline)"},
 }
 
 func TestFaultRegressions(t *testing.T) {
