@@ -77,7 +77,29 @@ func (s *Shard) startRaft(dir string) error {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	s.transport = raft.NewNetworkTransport(s.node.mux.layer(s.id), 8, 10*time.Second, logOut)
+	// No pipelined replication (MaxRPCsInFlight 1): hashicorp/raft v1.8.0's
+	// pipeline can wedge for good. Its answer decoder stops at the first
+	// refused or failed answer, its channels are unbuffered at the default
+	// of 2 in flight, and the sending loop, if it picks one more entry to
+	// send before it notices the decoder ended, blocks forever handing it
+	// over: that follower never gets another entry (heartbeats, from
+	// another goroutine, keep it from calling an election) and Shutdown
+	// waits for the stuck goroutine forever. internal/faulttest hit it
+	// (3 nodes, seed 1795613084506142756, round 107, a membership change);
+	// hashicorp/raft#612 reports the symptom. Without the pipeline each
+	// follower gets one AppendEntries at a time, of up to MaxAppendEntries
+	// entries, which the proposer's batching keeps full under load.
+	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:          s.node.mux.layer(s.id),
+		MaxPool:         8,
+		Timeout:         10 * time.Second,
+		MaxRPCsInFlight: 1,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name:   fmt.Sprintf("raft-net[%s/%d]", cfg.ID, s.id),
+			Level:  hclog.LevelFromString(cfg.RaftLogLevel),
+			Output: logOut,
+		}),
+	})
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
@@ -308,7 +330,23 @@ func (s *Shard) AddMember(ctx context.Context, m boxoffice.Node) error {
 		return res.Err
 	}
 	f := s.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, s.node.cfg.ApplyTimeout)
-	return raftErr(f.Error())
+	return raftErr(waitFuture(ctx, f))
+}
+
+// waitFuture waits for a Raft future or for ctx. hashicorp/raft may never
+// answer a future it had not finished when it shut down, and it shuts down
+// on its own when a leader removes itself (ShutdownOnRemove): waiting on
+// Error alone would then wait forever. A future left unanswered costs one
+// parked goroutine.
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
 }
 
 // RemoveMember removes a node from this shard. This node must lead it.
@@ -317,7 +355,7 @@ func (s *Shard) RemoveMember(ctx context.Context, id string) error {
 	if !s.IsLeader() {
 		return boxoffice.Errorf(boxoffice.CodeNotLeader, "node %s does not lead shard %d", s.node.cfg.ID, s.id)
 	}
-	if err := s.raft.RemoveServer(raft.ServerID(id), 0, s.node.cfg.ApplyTimeout).Error(); err != nil {
+	if err := waitFuture(ctx, s.raft.RemoveServer(raft.ServerID(id), 0, s.node.cfg.ApplyTimeout)); err != nil {
 		return raftErr(err)
 	}
 	res, err := s.Propose(ctx, &fsm.RemoveNode{ID: id})
@@ -382,7 +420,19 @@ func (s *Shard) close() error {
 		s.node.logger.Error("raft did not shut down; leaving its stores open", "shard", s.id, "waited", shutdownWaitMax)
 		return fmt.Errorf("raftnode: shard %d: raft did not shut down within %v", s.id, shutdownWaitMax)
 	}
-	<-proposed
+	// Raft answers every entry it took from its apply queue, but not those
+	// still in the queue when it stops (BatchApplyCh buffers it, and
+	// ApplyLog's futures have no shutdown channel). That happens when a
+	// leader removes itself and ShutdownOnRemove stops its Raft with writes
+	// queued: the completer then waits forever on such an entry. Give up on
+	// it; its callers' deadlines answer them, as outcomes unknown. The
+	// completer goroutine stays blocked on a future that can never be
+	// answered and touches nothing else.
+	select {
+	case <-proposed:
+	case <-time.After(s.node.cfg.ApplyTimeout):
+		s.node.logger.Warn("closing shard with entries Raft never answered", "shard", s.id)
+	}
 	errs = append(errs, s.transport.Close(), s.bolt.Close(), s.store.Close())
 	return errors.Join(errs...)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -35,6 +37,7 @@ const (
 	tailMin        = 500 * time.Millisecond // the workload goes on after the heal
 	tailSpread     = 500 * time.Millisecond
 	recoverTimeout = 90 * time.Second // heal → every shard led, unknowns resolved, final reads
+	roundMax       = 6 * time.Minute  // a round that takes longer is stuck: the watchdog dumps and stops
 	checkTimeout   = 2 * time.Minute
 	refundWait     = 30 * time.Second
 
@@ -68,9 +71,30 @@ const (
 
 var allFaults = []string{faultCrash, faultPartition, faultIsolate, faultMute, faultDeaf, faultSlow, faultTransfer, faultMembership}
 
-func TestFaults3Nodes(t *testing.T) { runFaults(t, 3, roundsDefault3) }
+func TestFaults3Nodes(t *testing.T) { runFaults(t, 3, readSettings(t, roundsDefault3)) }
 
-func TestFaults5Nodes(t *testing.T) { runFaults(t, 5, roundsDefault5) }
+func TestFaults5Nodes(t *testing.T) { runFaults(t, 5, readSettings(t, roundsDefault5)) }
+
+// regressions are rounds that once failed, replayed (the same fault and
+// workload choices; not the same timing) on every run.
+var regressions = []struct {
+	nodes int
+	seed  uint64
+	round int
+	why   string
+}{
+	{3, 1795610960668341149, 1, "the leader removed itself with writes queued in Raft; its Close hung (raftnode: Shard.close, RemoveMember)"},
+	{3, 1795613084506142756, 107, "hashicorp/raft's pipelined replication wedged during a membership change; Close hung (raftnode: no pipeline)"},
+}
+
+func TestFaultRegressions(t *testing.T) {
+	for _, r := range regressions {
+		t.Run(fmt.Sprintf("%dnodes-seed%d-round%d", r.nodes, r.seed, r.round), func(t *testing.T) {
+			t.Log(r.why)
+			runFaults(t, r.nodes, settings{seed: r.seed, rounds: 1, from: r.round, clients: clientsDefault, kinds: allFaults})
+		})
+	}
+}
 
 type settings struct {
 	seed    uint64
@@ -118,8 +142,7 @@ type tally struct {
 	codes    map[string]int // codes of refusals and unknown outcomes
 }
 
-func runFaults(t *testing.T, nodes, roundsDefault int) {
-	s := readSettings(t, roundsDefault)
+func runFaults(t *testing.T, nodes int, s settings) {
 	t.Logf("seed %d: reproduce with BOXOFFICE_SEED=%d BOXOFFICE_FAULT_FROM=<round> go test -run '^%s$' ./internal/faulttest",
 		s.seed, s.seed, t.Name())
 
@@ -210,6 +233,18 @@ func (r *round) newClient(nodes []string, token string, attempts int) *client.Cl
 func (r *round) run(tl *tally) {
 	t := r.t
 	began := time.Now()
+	// A hang (a liveness bug) must not stall a long run silently: dump
+	// every goroutine where the artifacts go, and stop.
+	watchdog := time.AfterFunc(roundMax, func() {
+		dir := history.ArtifactDir(t.Name(), fmt.Sprintf("seed%d-round%d", r.seed, r.n))
+		buf := make([]byte, 64<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		_ = os.MkdirAll(dir, 0o755)
+		path := filepath.Join(dir, "goroutines.txt")
+		_ = os.WriteFile(path, buf, 0o644)
+		panic(fmt.Sprintf("round %d (%s), seed %d, did not finish in %v: stuck; goroutines in %s", r.n, r.kind, r.seed, roundMax, path))
+	})
+	defer watchdog.Stop()
 	r.event = fmt.Sprintf("fault-%d-r%d", r.seed%1_000_000, r.n)
 	r.groups = 2 * r.clients
 	r.shard = r.c.ShardOf(r.event)

@@ -36,9 +36,10 @@ type Verdict struct {
 	// Violations lists every broken invariant and, if the history is not
 	// linearizable, a line that says so.
 	Violations []string
-	// Ops is the number of operations; Unknown of them had no definite
-	// outcome, Resolved were learnt by Resolve; Partitions is the number
-	// of independent seat groups checked.
+	// Ops is the number of operations; Unknown writes had no definite
+	// outcome (reads without an answer are simply dropped), Resolved were
+	// learnt by Resolve; Partitions is the number of independent seat
+	// groups checked.
 	Ops, Unknown, Resolved, Partitions int
 	// Artifacts are the files written for a failed check.
 	Artifacts []string
@@ -70,7 +71,7 @@ func Check(h History, opts Options) (Verdict, error) {
 	}
 	v := Verdict{Ops: len(h.Ops)}
 	for _, op := range h.Ops {
-		if op.Outcome == Unknown {
+		if op.Outcome == Unknown && op.IsWrite() {
 			v.Unknown++
 		}
 		if op.Resolved {
