@@ -405,9 +405,10 @@ func (s *Shard) close() error {
 	case <-time.After(s.node.cfg.ApplyTimeout):
 		s.node.logger.Warn("closing shard with entries still uncommitted", "shard", s.id)
 	}
-	// hashicorp/raft's Shutdown waits for its goroutines; on a starved
-	// machine we have seen it never return (a leadership transfer racing
-	// a step-down). Bounded, so that closing a node cannot hang its caller:
+	// hashicorp/raft's Shutdown waits for its goroutines; we have seen it
+	// never return (a replication goroutine parked in the AppendEntries
+	// pipeline, now switched off in the transport config; raft#612). Still
+	// bounded, so that closing a node cannot hang its caller:
 	// past the bound the stores stay open (a goroutine may still use them)
 	// and the error says so.
 	shut := make(chan error, 1)
