@@ -52,6 +52,21 @@ func readIdempotency(ctx *fasthttp.RequestCtx, p Principal) (idempotency, error)
 	return idempotency{subject: p.Subject, key: string(k), hash: h.Sum(nil)[:fsm.IdempotencyHashLen]}, nil
 }
 
+// storedAnswer returns the recorded answer of the request's key, if the
+// shard's state machine holds one, after a read barrier (so that a record
+// committed by an earlier leader is applied here), marked replayed.
+func (s *Server) storedAnswer(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency) (fsm.Result, bool, error) {
+	if err := s.node.ReadBarrier(cctx, shard); err != nil {
+		return fsm.Result{}, false, err
+	}
+	res, ok, err := s.node.Store(shard).Idempotency(idem.subject, idem.key, idem.hash)
+	if err != nil || !ok {
+		return fsm.Result{}, false, err
+	}
+	ctx.Response.Header.Set(headerReplayed, "true")
+	return res, true, nil
+}
+
 // proposeIdem proposes c, wrapped for idempotency when the request has a
 // key, marks a replayed answer, and turns a rejection into an error.
 func (s *Server) proposeIdem(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency, c fsm.Command) (fsm.Result, error) {
