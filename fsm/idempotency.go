@@ -47,12 +47,8 @@ func (a *applier) idempotent(c *Idempotent) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if rec.createdAtMs+boxoffice.IdempotencyTTLMs > a.nowMs {
-			if !bytes.Equal(rec.hash, c.Hash) {
-				return reject(boxoffice.CodeIdempotencyReused, "Idempotency-Key %q was used with another request", c.Key)
-			}
-			rec.res.Replayed = true
-			return rec.res, nil
+		if res, live := rec.replay(c.Key, c.Hash, a.nowMs); live {
+			return res, nil
 		}
 		// Expired but not swept yet: forget it and run afresh.
 		if err := a.dropIdem(rec.createdAtMs, c.Subject, c.Key); err != nil {
@@ -80,6 +76,39 @@ func (a *applier) idempotent(c *Idempotent) (Result, error) {
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// replay is what the record answers a retry with hash at nowMs, without
+// running it: the first run's result, or idempotency_key_reused for
+// another request. live is false once the record has expired.
+func (rec *idemRecord) replay(key string, hash []byte, nowMs int64) (res Result, live bool) {
+	if rec.createdAtMs+boxoffice.IdempotencyTTLMs <= nowMs {
+		return Result{}, false
+	}
+	if !bytes.Equal(rec.hash, hash) {
+		return Result{Err: boxoffice.Errorf(boxoffice.CodeIdempotencyReused, "Idempotency-Key %q was used with another request", key)}, true
+	}
+	res = rec.res
+	res.Replayed = true
+	return res, true
+}
+
+// Idempotency answers, from local state, what an Idempotent command with
+// this subject, key and request hash would answer without running (ok
+// true), or that no live record holds the key (ok false). A caller that
+// must not miss a committed record (a leader deciding that a retry has
+// nothing to replay) reads after a read barrier.
+func (s *Store) Idempotency(subject, key string, hash []byte) (res Result, ok bool, err error) {
+	v, found, err := s.get(idemKey(subject, key))
+	if err != nil || !found {
+		return Result{}, false, err
+	}
+	rec, err := decodeIdem(v)
+	if err != nil {
+		return Result{}, false, err
+	}
+	res, ok = rec.replay(key, hash, s.NowMs())
+	return res, ok, nil
 }
 
 func (a *applier) dropIdem(createdAtMs int64, subject, key string) error {
@@ -194,28 +223,3 @@ func decodeIdem(b []byte) (*idemRecord, error) {
 	return rec, r.done("idempotency record")
 }
 
-// Idempotent answers, from committed state, what an Idempotent command with
-// this subject, key and hash would replay: the stored result (Replayed
-// set), an idempotency_reused rejection for another request, or ok false if
-// the key is unused (or expired). A leader consults it, after a read
-// barrier, when a request cannot even be proposed (a best-available hold
-// that finds no free seats), since the seats may be gone to this very
-// request's earlier run.
-func (s *Store) Idempotent(subject, key string, hash []byte) (Result, bool, error) {
-	v, ok, err := s.get(idemKey(subject, key))
-	if err != nil || !ok {
-		return Result{}, false, err
-	}
-	rec, err := decodeIdem(v)
-	if err != nil {
-		return Result{}, false, err
-	}
-	if rec.createdAtMs+boxoffice.IdempotencyTTLMs <= s.NowMs() {
-		return Result{}, false, nil
-	}
-	if !bytes.Equal(rec.hash, hash) {
-		return Result{Err: boxoffice.Errorf(boxoffice.CodeIdempotencyReused, "Idempotency-Key %q was used with another request", key)}, true, nil
-	}
-	rec.res.Replayed = true
-	return rec.res, true, nil
-}

@@ -194,3 +194,42 @@ func TestClosedStoreAnswersWithAnError(t *testing.T) {
 	_, err = s.Snapshot()
 	require.Error(t, err)
 }
+
+// Store.Idempotency answers from local state what a retry of an Idempotent
+// command would get without running: the first result, replayed; for
+// another request, idempotency_key_reused; nothing for an unknown key or
+// an expired record. httpapi asks it when a retried best-available hold
+// finds no seats to pick (the first attempt took them, and its answer was
+// lost), since such a retry never reaches the state machine.
+func TestIdempotencyQueryAnswersAsARetry(t *testing.T) {
+	s := newMemStore(t)
+	ev := testEvent(t, "e1", "A:floor:1x2", "floor:100", 4, 60)
+	hash, other := idemHash("first"), idemHash("other")
+	hold := &Idempotent{Subject: "u1", Key: "k1", Hash: hash, Command: &Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1", "A-1-2"}}}
+	first := applyOne(t, s, 1, 1000, &CreateEvent{Event: ev}, hold)[1]
+	require.NoError(t, first.Err)
+
+	res, ok, err := s.Idempotency("u1", "k1", hash)
+	require.NoError(t, err)
+	require.True(t, ok)
+	retry := applyOne(t, s, 2, 2000, hold)[0]
+	require.True(t, retry.Replayed)
+	require.Equal(t, retry, res, "the query answers as the retry did")
+	require.Equal(t, first.Hold, res.Hold)
+
+	res, ok, err = s.Idempotency("u1", "k1", other)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.ErrorIs(t, res.Err, &boxoffice.Error{Code: boxoffice.CodeIdempotencyReused})
+
+	for _, k := range [][2]string{{"u1", "k2"}, {"u2", "k1"}} {
+		_, ok, err = s.Idempotency(k[0], k[1], hash)
+		require.NoError(t, err)
+		require.False(t, ok, "subject %s key %s", k[0], k[1])
+	}
+
+	applyOne(t, s, 3, 1000+boxoffice.IdempotencyTTLMs, &Hold{Event: "e1", Buyer: "u9", Seats: []string{"A-1-1"}})
+	_, ok, err = s.Idempotency("u1", "k1", hash)
+	require.NoError(t, err)
+	require.False(t, ok, "the record has expired")
+}

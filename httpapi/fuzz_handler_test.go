@@ -32,6 +32,11 @@ type memNode struct {
 	nowMs   int64
 	halt    error // the store refused an entry: a bug
 	changes int   // proposals that changed state (accepted, not replayed)
+	// loseNext makes the next proposal commit but answer "outcome unknown",
+	// as a leader that loses its lead right after the commit does; lost is
+	// what it would have answered.
+	loseNext bool
+	lost     *fsm.Result
 }
 
 var _ httpapi.Node = (*memNode)(nil)
@@ -104,6 +109,10 @@ func (n *memNode) Propose(_ context.Context, _ int, c fsm.Command) (fsm.Result, 
 	if res.Err == nil && !res.Replayed {
 		n.changes++
 	}
+	if n.loseNext {
+		n.loseNext, n.lost = false, &res
+		return fsm.Result{}, boxoffice.Errorf(boxoffice.CodeUnavailable, "leadership lost before the write committed; its outcome is unknown")
+	}
 	return res, nil
 }
 
@@ -115,10 +124,8 @@ func (n *memNode) AddMember(ctx context.Context, shard int, m boxoffice.Node) er
 	return res.Err
 }
 
+// RemoveMember forgets a member, known or not, as raftnode's does.
 func (n *memNode) RemoveMember(ctx context.Context, shard int, id string) error {
-	if _, ok, err := n.store.Node(id); err != nil || !ok {
-		return boxoffice.Errorf(boxoffice.CodeMemberNotFound, "node %q is not a member", id)
-	}
 	res, err := n.Propose(ctx, shard, &fsm.RemoveNode{ID: id})
 	if err != nil {
 		return err
@@ -130,6 +137,20 @@ func (n *memNode) changed() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.changes
+}
+
+func (n *memNode) loseNextAnswer() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.loseNext = true
+}
+
+// lostAnswer is what the proposal whose answer was lost would have
+// answered, if one was.
+func (n *memNode) lostAnswer() *fsm.Result {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lost
 }
 
 // fuzzWorld is what every FuzzHandler input starts from: two events, an
@@ -197,6 +218,32 @@ func fuzzTokens(t testing.TB) []string {
 		mint("u1", httpapi.RoleBuyer, 24*time.Hour), mint("u2", httpapi.RoleBuyer, 24*time.Hour),
 		mint("o1", httpapi.RoleOrganiser, 24*time.Hour), mint("o2", httpapi.RoleOrganiser, 24*time.Hour),
 		mint("admin", httpapi.RoleAdmin, 24*time.Hour), "not.a.token", mint("u1", httpapi.RoleBuyer, -time.Minute)}
+}
+
+// requireLostAnswerFound: the retry of a request whose first commit's
+// answer was lost gets what that commit did. (A rejection it recorded is
+// answered again by the state machine itself.)
+func requireLostAnswerFound(t *testing.T, lost *fsm.Result, again fuzzAnswer, where string) {
+	if lost.Err != nil || lost.Replayed {
+		return
+	}
+	where = fmt.Sprintf("%s\nthe lost answer was a success; the retry answered %d %s", where, again.status, again.body)
+	require.Contains(t, []int{200, 201, 204}, again.status, where)
+	if again.status == 204 {
+		return
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(again.body), &out), where)
+	switch {
+	case lost.Order != nil && strings.HasPrefix(out.ID, "o_"):
+		require.Equal(t, lost.Order.ID, out.ID, where)
+	case lost.Hold != nil && strings.HasPrefix(out.ID, "h_"):
+		require.Equal(t, lost.Hold.ID, out.ID, where)
+	case lost.Event != nil && out.ID != "":
+		require.Equal(t, lost.Event.ID, out.ID, where)
+	}
 }
 
 // readAfterWrite reads what a write answered — its hold, order or event —
@@ -272,13 +319,19 @@ func serve(srv *httpapi.Server, method, uri, token, key string, body []byte) fuz
 //   - what a write answers (a hold, an order, an event) is what a read of
 //     it right after answers;
 //   - with an Idempotency-Key, the same request again gets the same
-//     status and body.
+//     status and body;
+//   - when the fault byte says so, the request's first proposal commits but
+//     its answer is lost (503, outcome unknown, as when a leader loses its
+//     lead right after the commit): then the same request with the same
+//     key must get what the commit did — a success names the same hold,
+//     order or event.
 func FuzzHandler(f *testing.F) {
 	type seed struct {
 		method    uint8
 		uri, body string
 		who       uint8
 		key       string
+		fault     uint8
 	}
 	const (
 		get, post, patch, del, put = 0, 1, 2, 3, 4
@@ -286,73 +339,88 @@ func FuzzHandler(f *testing.F) {
 		admin, junk, expired       = 5, 6, 7
 	)
 	for _, s := range []seed{
-		{get, "/healthz", "", nobody, ""},
-		{get, "/readyz", "", nobody, ""},
-		{get, "/v1/events?q=one&limit=1", "", nobody, ""},
-		{get, "/v1/events?cursor=ev1&from=2020-01-01T00:00:00Z", "", nobody, ""},
-		{get, "/v1/events/ev1?consistency=strong", "", nobody, ""},
-		{get, "/v1/events/ev1/seats?status=held&section=A", "", nobody, ""},
-		{get, "/v1/events/nope/seats", "", nobody, ""},
-		{post, "/v1/events", `{"id":"ev3","name":"Three","startsAt":"2027-01-01T20:00:00+01:00","categories":[{"id":"c","priceCents":5}],"venue":{"sections":[{"id":"A","category":"c","rows":2,"seatsPerRow":2}]}}`, o1, "k1"},
-		{post, "/v1/events", `{"id":"ev1","name":"Again","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`, o1, ""},
-		{post, "/v1/events", `{"id":"ev3","name":"Three","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`, u1, ""},
-		{patch, "/v1/events/ev1", `{"name":"Renamed","limits":{"holdTTLSeconds":30}}`, o1, "k2"},
-		{patch, "/v1/events/ev1", `{"venue":{"sections":[{"id":"A","category":"floor","rows":1,"seatsPerRow":1}]}}`, admin, ""},
-		{patch, "/v1/events/ev1", `{"venue":{"sections":[{"id":"A","category":"floor","rows":3,"seatsPerRow":4},{"id":"B","category":"balcony","rows":2,"seatsPerRow":3},{"id":"Z","category":"floor","rows":1,"seatsPerRow":2}]}}`, o1, ""},
-		{patch, "/v1/events/ev1", `{"name":"Mine now"}`, o2, ""},
-		{post, "/v1/events/ev1/holds", `{"seats":["A-3-1","A-3-2"]}`, u2, "k3"},
-		{post, "/v1/events/ev1/holds", `{"seats":["A-1-1"]}`, u2, ""},
-		{post, "/v1/events/ev1/holds", `{"category":"floor","quantity":3,"adjacent":true,"ttlSeconds":60}`, u2, "k4"},
-		{post, "/v1/events/ev1/holds", `{"category":"balcony","quantity":7}`, u1, ""},
-		{post, "/v1/events/ev2/holds", `{"seats":["C-1-1","C-1-2","C-1-3"]}`, u1, ""},
-		{post, "/v1/events/ev1/holds", `{"seats":["A-9-9"]}`, u1, "k5"},
-		{get, "/v1/holds/" + fuzzHoldU1, "", u1, ""},
-		{get, "/v1/holds/" + fuzzHoldU1, "", u2, ""},
-		{del, "/v1/holds/" + fuzzHoldU1, `{"seats":["A-1-2"]}`, u1, "k6"},
-		{del, "/v1/holds/" + fuzzHoldU1, "", admin, ""},
-		{del, "/v1/holds/" + fuzzHoldU2, "", u1, ""},
-		{post, "/v1/holds/" + fuzzHoldU1 + "/extend", `{"ttlSeconds":900}`, u1, "k7"},
-		{post, "/v1/holds/" + fuzzHoldU1 + "/extend", ``, u1, ""},
-		{post, "/v1/holds/" + fuzzHoldU1 + "/purchase", `{"paymentMethod":"pm_card_visa"}`, u1, "k8"},
-		{post, "/v1/holds/" + fuzzHoldU1 + "/purchase", `{"paymentMethod":"pm_card_chargeDeclined"}`, u1, "k9"},
-		{post, "/v1/holds/" + fuzzHoldU2 + "/purchase", ``, u1, ""},
-		{post, "/v1/holds/h_0.99.0/purchase", ``, u1, ""},
-		{get, "/v1/orders/" + fuzzOrderU1, "", u1, ""},
-		{post, "/v1/orders/" + fuzzOrderU1 + "/exchange", `{"release":["A-2-1"],"take":["A-2-2"]}`, u1, "k10"},
-		{post, "/v1/orders/" + fuzzOrderU1 + "/exchange", `{"release":["A-2-1"],"take":["B-2-1"]}`, u1, ""},
-		{post, "/v1/orders/" + fuzzOrderU1 + "/cancel", "", u1, "k11"},
-		{post, "/v1/orders/" + fuzzOrderU1 + "/cancel", "", u2, ""},
-		{get, "/v1/me/holds", "", u1, ""},
-		{get, "/v1/me/orders", "", u1, ""},
-		{get, "/v1/me/orders", "", expired, ""},
-		{get, "/v1/cluster", "", nobody, ""},
-		{post, "/v1/cluster/members", `{"id":"n2","raftAddr":"127.0.0.1:7002","httpAddr":"127.0.0.1:8002"}`, admin, "k12"},
-		{post, "/v1/cluster/members?shard=0", `{"id":"n2","raftAddr":"127.0.0.1:7002","httpAddr":"127.0.0.1:8002"}`, u1, ""},
-		{del, "/v1/cluster/members/n1", "", admin, ""},
-		{del, "/v1/cluster/members/n9?shard=1", "", admin, ""},
-		{post, "/v1/cluster/transfer-leadership", `{"shard":0,"to":"n2"}`, admin, ""},
-		{get, "/v1/openapi.yaml", "", nobody, ""},
-		{put, "/v1/events/ev1", `{}`, admin, ""},
-		{get, "/v1/events/bad%20id", "", nobody, ""},
-		{get, "/v1/holds/h_1.2.3", "", u1, ""},
-		{post, "/v1/events/ev1/holds", `{"seats":["A-3-3"]}`, junk, ""},
-		{post, "/v1/events/ev1/holds", `{"seats":["A-3-3"]}`, u1, strings.Repeat("k", 129)},
-		{post, "/v1/events/ev1/holds", `{"seats":["A-3-3"]}`, u1, "key with spaces"},
-		{get, "/nothing/../v1/events//ev1/", "", nobody, ""},
+		{get, "/healthz", "", nobody, "", 0},
+		{get, "/readyz", "", nobody, "", 0},
+		{get, "/v1/events?q=one&limit=1", "", nobody, "", 0},
+		{get, "/v1/events?cursor=ev1&from=2020-01-01T00:00:00Z", "", nobody, "", 0},
+		{get, "/v1/events/ev1?consistency=strong", "", nobody, "", 0},
+		{get, "/v1/events/ev1/seats?status=held&section=A", "", nobody, "", 0},
+		{get, "/v1/events/nope/seats", "", nobody, "", 0},
+		{post, "/v1/events", `{"id":"ev3","name":"Three","startsAt":"2027-01-01T20:00:00+01:00","categories":[{"id":"c","priceCents":5}],"venue":{"sections":[{"id":"A","category":"c","rows":2,"seatsPerRow":2}]}}`, o1, "k1", 0},
+		{post, "/v1/events", `{"id":"ev1","name":"Again","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`, o1, "", 0},
+		{post, "/v1/events", `{"id":"ev3","name":"Three","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`, u1, "", 0},
+		{patch, "/v1/events/ev1", `{"name":"Renamed","limits":{"holdTTLSeconds":30}}`, o1, "k2", 0},
+		{patch, "/v1/events/ev1", `{"venue":{"sections":[{"id":"A","category":"floor","rows":1,"seatsPerRow":1}]}}`, admin, "", 0},
+		{patch, "/v1/events/ev1", `{"venue":{"sections":[{"id":"A","category":"floor","rows":3,"seatsPerRow":4},{"id":"B","category":"balcony","rows":2,"seatsPerRow":3},{"id":"Z","category":"floor","rows":1,"seatsPerRow":2}]}}`, o1, "", 0},
+		{patch, "/v1/events/ev1", `{"name":"Mine now"}`, o2, "", 0},
+		{post, "/v1/events/ev1/holds", `{"seats":["A-3-1","A-3-2"]}`, u2, "k3", 0},
+		{post, "/v1/events/ev1/holds", `{"seats":["A-1-1"]}`, u2, "", 0},
+		{post, "/v1/events/ev1/holds", `{"category":"floor","quantity":3,"adjacent":true,"ttlSeconds":60}`, u2, "k4", 0},
+		{post, "/v1/events/ev1/holds", `{"category":"balcony","quantity":7}`, u1, "", 0},
+		{post, "/v1/events/ev2/holds", `{"seats":["C-1-1","C-1-2","C-1-3"]}`, u1, "", 0},
+		{post, "/v1/events/ev1/holds", `{"seats":["A-9-9"]}`, u1, "k5", 0},
+		{get, "/v1/holds/" + fuzzHoldU1, "", u1, "", 0},
+		{get, "/v1/holds/" + fuzzHoldU1, "", u2, "", 0},
+		{del, "/v1/holds/" + fuzzHoldU1, `{"seats":["A-1-2"]}`, u1, "k6", 0},
+		{del, "/v1/holds/" + fuzzHoldU1, "", admin, "", 0},
+		{del, "/v1/holds/" + fuzzHoldU2, "", u1, "", 0},
+		{post, "/v1/holds/" + fuzzHoldU1 + "/extend", `{"ttlSeconds":900}`, u1, "k7", 0},
+		{post, "/v1/holds/" + fuzzHoldU1 + "/extend", ``, u1, "", 0},
+		{post, "/v1/holds/" + fuzzHoldU1 + "/purchase", `{"paymentMethod":"pm_card_visa"}`, u1, "k8", 0},
+		{post, "/v1/holds/" + fuzzHoldU1 + "/purchase", `{"paymentMethod":"pm_card_chargeDeclined"}`, u1, "k9", 0},
+		{post, "/v1/holds/" + fuzzHoldU2 + "/purchase", ``, u1, "", 0},
+		{post, "/v1/holds/h_0.99.0/purchase", ``, u1, "", 0},
+		{get, "/v1/orders/" + fuzzOrderU1, "", u1, "", 0},
+		{post, "/v1/orders/" + fuzzOrderU1 + "/exchange", `{"release":["A-2-1"],"take":["A-2-2"]}`, u1, "k10", 0},
+		{post, "/v1/orders/" + fuzzOrderU1 + "/exchange", `{"release":["A-2-1"],"take":["B-2-1"]}`, u1, "", 0},
+		{post, "/v1/orders/" + fuzzOrderU1 + "/cancel", "", u1, "k11", 0},
+		{post, "/v1/orders/" + fuzzOrderU1 + "/cancel", "", u2, "", 0},
+		{get, "/v1/me/holds", "", u1, "", 0},
+		{get, "/v1/me/orders", "", u1, "", 0},
+		{get, "/v1/me/orders", "", expired, "", 0},
+		{get, "/v1/cluster", "", nobody, "", 0},
+		{post, "/v1/cluster/members", `{"id":"n2","raftAddr":"127.0.0.1:7002","httpAddr":"127.0.0.1:8002"}`, admin, "k12", 0},
+		{post, "/v1/cluster/members?shard=0", `{"id":"n2","raftAddr":"127.0.0.1:7002","httpAddr":"127.0.0.1:8002"}`, u1, "", 0},
+		{del, "/v1/cluster/members/n1", "", admin, "", 0},
+		{del, "/v1/cluster/members/n9?shard=1", "", admin, "", 0},
+		{post, "/v1/cluster/transfer-leadership", `{"shard":0,"to":"n2"}`, admin, "", 0},
+		{get, "/v1/openapi.yaml", "", nobody, "", 0},
+		{put, "/v1/events/ev1", `{}`, admin, "", 0},
+		{get, "/v1/events/bad%20id", "", nobody, "", 0},
+		{get, "/v1/holds/h_1.2.3", "", u1, "", 0},
+		{post, "/v1/events/ev1/holds", `{"seats":["A-3-3"]}`, junk, "", 0},
+		{post, "/v1/events/ev1/holds", `{"seats":["A-3-3"]}`, u1, strings.Repeat("k", 129), 0},
+		{post, "/v1/events/ev1/holds", `{"seats":["A-3-3"]}`, u1, "key with spaces", 0},
+		{get, "/nothing/../v1/events//ev1/", "", nobody, "", 0},
+		// The first commit's answer is lost; the retry with the key must
+		// find what it did.
+		{post, "/v1/events/ev1/holds", `{"seats":["A-3-1"]}`, u2, "lost-1", 1},
+		{post, "/v1/events/ev1/holds", `{"category":"floor","quantity":1}`, u2, "lost-3", 1},
+		{post, "/v1/holds/" + fuzzHoldU1 + "/purchase", `{"paymentMethod":"pm_card_visa"}`, u1, "lost-4", 1},
+		{patch, "/v1/events/ev1", `{"name":"Lost"}`, o1, "lost-5", 1},
+		{post, "/v1/events", `{"id":"ev3","name":"Three","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`, o1, "lost-6", 1},
+		{post, "/v1/orders/" + fuzzOrderU1 + "/cancel", "", u1, "lost-7", 1},
+		{del, "/v1/holds/" + fuzzHoldU1, "", u1, "lost-8", 1},
+		{post, "/v1/holds/" + fuzzHoldU1 + "/extend", `{"ttlSeconds":60}`, u1, "lost-9", 1},
+		{post, "/v1/cluster/members", `{"id":"n2","raftAddr":"127.0.0.1:7002","httpAddr":"127.0.0.1:8002"}`, admin, "lost-10", 1},
 	} {
-		f.Add(s.method, s.uri, []byte(s.body), s.who, s.key)
+		f.Add(s.method, s.uri, []byte(s.body), s.who, s.key, s.fault)
 	}
 	tokens := fuzzTokens(f)
 	codes := map[boxoffice.Code]bool{}
 	for _, c := range boxoffice.Codes() {
 		codes[c] = true
 	}
-	f.Fuzz(func(t *testing.T, method uint8, uri string, body []byte, who uint8, key string) {
+	f.Fuzz(func(t *testing.T, method uint8, uri string, body []byte, who uint8, key string, fault uint8) {
 		srv, node := newFuzzServer(t)
 		m, token := fuzzMethods[int(method)%len(fuzzMethods)], tokens[int(who)%len(tokens)]
 		before := node.changed()
+		if fault%4 == 1 {
+			node.loseNextAnswer()
+		}
 		a := serve(srv, m, uri, token, key, body)
-		where := fmt.Sprintf("%s %q (caller %d, key %q, body %q) → %d %s", m, uri, who%8, key, body, a.status, a.body)
+		lost := node.lostAnswer()
+		where := fmt.Sprintf("%s %q (caller %d, key %q, fault %d, body %q) → %d %s", m, uri, who%8, key, fault%4, body, a.status, a.body)
 
 		require.NoError(t, node.halt, where)
 		// Every answer of a route carries the index. (Health checks and
@@ -378,7 +446,7 @@ func FuzzHandler(f *testing.F) {
 			require.Equal(t, httpapi.StatusOf(p.Code), a.status, where)
 			require.Equal(t, "urn:boxoffice:problem:"+string(p.Code), p.Type, where)
 			require.NotEmpty(t, p.Title, where)
-			if p.Code != boxoffice.CodePaymentDeclined {
+			if p.Code != boxoffice.CodePaymentDeclined && lost == nil {
 				require.Equal(t, before, node.changed(), "a refused request changed state: %s", where)
 			}
 		case a.status == 204:
@@ -399,6 +467,10 @@ func FuzzHandler(f *testing.F) {
 		}
 		again := serve(srv, m, uri, token, key, body)
 		require.NoError(t, node.halt, where)
+		if lost != nil {
+			requireLostAnswerFound(t, lost, again, where)
+			return
+		}
 		require.Equal(t, a.status, again.status, "the retry with the key answered otherwise: %s\nthen: %s", where, again.body)
 		require.Equal(t, a.body, again.body, "the retry with the key answered otherwise: %s", where)
 	})

@@ -225,13 +225,18 @@ func (s *Server) holdBest(ctx *fasthttp.RequestCtx, cctx context.Context, shard 
 		seats, release, err := s.picks.pick(event, func(skip func(int) bool) ([]string, error) {
 			return st.PickBest(event, in.Category, in.Quantity, in.Adjacent, skip)
 		}, layout)
-		if boxoffice.CodeOf(err) == boxoffice.CodeSeatUnavailable && idem.on() {
-			// No seats to propose: but they may be gone to this very
-			// request's earlier run, whose outcome its client did not learn
-			// (it retries with the same key). Its answer is then the
-			// idempotency record, as it would be had we proposed.
-			if res, ok, rerr := s.replayIdem(ctx, cctx, shard, idem); rerr != nil || ok {
-				return res, cmp.Or(rerr, res.Err)
+		if err != nil && idem.on() && boxoffice.CodeOf(err) == boxoffice.CodeSeatUnavailable {
+			// No seats to pick may be because an earlier attempt of this
+			// very request took them, and its answer was lost (its leader
+			// lost the lead after the commit): the buyer retries with the
+			// key. The state machine answers such a retry from its record,
+			// but one that picks nothing never reaches it, so look the
+			// record up here, once everything committed is applied.
+			if res, ok, rerr := s.storedAnswer(ctx, cctx, shard, idem); rerr != nil || ok {
+				if rerr != nil {
+					return fsm.Result{}, rerr
+				}
+				return res, res.Err
 			}
 		}
 		if err != nil {

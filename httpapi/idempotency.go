@@ -52,23 +52,23 @@ func readIdempotency(ctx *fasthttp.RequestCtx, p Principal) (idempotency, error)
 	return idempotency{subject: p.Subject, key: string(k), hash: h.Sum(nil)[:fsm.IdempotencyHashLen]}, nil
 }
 
-// proposeIdem proposes c, wrapped for idempotency when the request has a
-// key, marks a replayed answer, and turns a rejection into an error.
-// replayIdem answers a request from its idempotency record without
-// proposing. The read barrier first makes the record of every earlier run
-// of the request visible: after it, an earlier run is applied or can never
-// commit.
-func (s *Server) replayIdem(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency) (fsm.Result, bool, error) {
+// storedAnswer returns the recorded answer of the request's key, if the
+// shard's state machine holds one, after a read barrier (so that a record
+// committed by an earlier leader is applied here), marked replayed.
+func (s *Server) storedAnswer(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency) (fsm.Result, bool, error) {
 	if err := s.node.ReadBarrier(cctx, shard); err != nil {
 		return fsm.Result{}, false, err
 	}
-	res, ok, err := s.node.Store(shard).Idempotent(idem.subject, idem.key, idem.hash)
-	if ok && res.Replayed {
-		ctx.Response.Header.Set(headerReplayed, "true")
+	res, ok, err := s.node.Store(shard).Idempotency(idem.subject, idem.key, idem.hash)
+	if err != nil || !ok {
+		return fsm.Result{}, false, err
 	}
-	return res, ok, err
+	ctx.Response.Header.Set(headerReplayed, "true")
+	return res, true, nil
 }
 
+// proposeIdem proposes c, wrapped for idempotency when the request has a
+// key, marks a replayed answer, and turns a rejection into an error.
 func (s *Server) proposeIdem(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency, c fsm.Command) (fsm.Result, error) {
 	if idem.on() {
 		c = &fsm.Idempotent{Subject: idem.subject, Key: idem.key, Hash: idem.hash, Command: c}
