@@ -222,4 +222,3 @@ func decodeIdem(b []byte) (*idemRecord, error) {
 	rec.res.Expired = r.int()
 	return rec, r.done("idempotency record")
 }
-
