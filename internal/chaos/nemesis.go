@@ -370,6 +370,9 @@ func (n *nemesis) membership(ctx context.Context) FaultRecord {
 // removeMember asks the members, in turn, to remove id from every shard,
 // until one succeeds (an election may be under way) or removeTimeout.
 func (n *nemesis) removeMember(ctx context.Context, id string) error {
+	// One try removes the node from every shard in turn, each a
+	// membership change through its leader.
+	const removeTryTimeout = 20 * time.Second
 	const removeTimeout = 60 * time.Second
 	deadline := time.Now().Add(removeTimeout)
 	var last error
@@ -379,7 +382,7 @@ func (n *nemesis) removeMember(ctx context.Context, id string) error {
 		n.c.mu.Lock()
 		ip := via.ip
 		n.c.mu.Unlock()
-		if last = n.c.call(ctx, http.MethodDelete, ip, "/v1/cluster/members/"+id, nil); last == nil {
+		if last = n.c.call(ctx, removeTryTimeout, http.MethodDelete, ip, "/v1/cluster/members/"+id, nil); last == nil {
 			return nil
 		}
 		select {

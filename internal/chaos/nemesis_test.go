@@ -108,7 +108,7 @@ func newTestNemesis(t *testing.T, members []string, spare string) (*nemesis, *fa
 		if id == "" {
 			continue
 		}
-		p, err := newProxy(id, NewMeter(4, nil), false)
+		p, err := newProxy(id, NewMeter(4))
 		require.NoError(t, err)
 		t.Cleanup(p.close)
 		c.nodes = append(c.nodes, &member{id: id, proxy: p, container: "ctr-" + id, ip: "127.0.0.1", running: true, joined: id != spare})
