@@ -64,9 +64,17 @@ func probeEventID(seed uint64, round, shard, shards int) string {
 }
 
 // probe runs probes against targets until stopped, recording them.
+//
+// Each probe and each read has a client of its own, which starts at the
+// next node in turn, as a load balancer spreads requests: a client.Client
+// sticks to the node that last answered, so clients shared by many calls
+// drift together (a rolling restart moves every one of them to the node
+// restarted first, the next one along), and one frozen node then holds
+// every call at once; the probe must keep reaching the live nodes to see
+// the new leader take over.
 type probe struct {
 	event   string
-	clients []*client.Client // one per target, each starting there
+	targets []string
 	admin   *client.Client
 	adminTo string // the admin's token
 	rec     *history.Recorder
@@ -74,19 +82,24 @@ type probe struct {
 	meter   *Meter
 }
 
-// newProbe creates the probe's event (as admin) and its clients.
+// newClient returns a client of the probe that starts at target i mod n and
+// fails over to the others; close its idle connections when done.
+func (p *probe) newClient(i int, token string) (*client.Client, error) {
+	i %= len(p.targets)
+	cc := client.DefaultConfig()
+	cc.Nodes = append(append([]string(nil), p.targets[i:]...), p.targets[:i]...)
+	cc.Token = token
+	cc.IdleConnsPerNodeMax = 1
+	return client.New(cc)
+}
+
+// newProbe creates the probe's event (as admin).
 func newProbe(ctx context.Context, targets []string, admin string, event string, mint func(string, string) (string, error), meter *Meter) (*probe, error) {
-	p := &probe{event: event, mint: mint, meter: meter, rec: history.NewRecorder()}
-	for i := range targets {
-		cc := client.DefaultConfig()
-		cc.Nodes = append(append([]string(nil), targets[i:]...), targets[:i]...)
-		cl, err := client.New(cc)
-		if err != nil {
-			return nil, err
-		}
-		p.clients = append(p.clients, cl)
+	p := &probe{event: event, targets: targets, mint: mint, meter: meter, rec: history.NewRecorder(), adminTo: admin}
+	var err error
+	if p.admin, err = p.newClient(0, admin); err != nil {
+		return nil, err
 	}
-	p.admin, p.adminTo = p.clients[0].WithToken(admin), admin
 	ev := &client.Event{
 		ID: event, Name: "Chaos probe " + event, Type: "probe", Location: "Loopback",
 		StartsAt:   time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second),
@@ -106,11 +119,11 @@ func newProbe(ctx context.Context, targets []string, admin string, event string,
 // stop; then it waits for those in flight (each bounded by probeTimeout).
 func (p *probe) run(ctx context.Context, stop <-chan struct{}) {
 	var wg sync.WaitGroup
-	for i, cl := range p.clients {
+	for i := range p.targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.read(ctx, stop, cl, i)
+			p.read(ctx, stop, i)
 		}()
 	}
 	sem := make(chan struct{}, probeInflightMax)
@@ -152,7 +165,12 @@ func (p *probe) one(ctx context.Context, k int) {
 	if err != nil {
 		return
 	}
-	c := p.rec.NewClient(p.clients[k%len(p.clients)].WithToken(tok), buyer)
+	api, err := p.newClient(k, tok)
+	if err != nil {
+		return
+	}
+	defer api.CloseIdleConnections()
+	c := p.rec.NewClient(api, buyer)
 	seatID := fmt.Sprintf("P-%d-%d", seat/probeSeatsPerRow+1, seat%probeSeatsPerRow+1)
 	h := c.Hold(ctx, p.event, []string{seatID})
 	if h.Outcome != history.OK {
@@ -161,14 +179,16 @@ func (p *probe) one(ctx context.Context, k int) {
 	c.Release(ctx, p.event, h.Hold)
 }
 
-// read reads the probe's seat map strongly through one node, one read at a
-// time, until stop.
-func (p *probe) read(ctx context.Context, stop <-chan struct{}, cl *client.Client, i int) {
-	c := p.rec.NewClient(cl.WithToken(p.adminTo), fmt.Sprintf("chaos-reader-%d", i))
+// read reads the probe's seat map strongly, starting at node i, one read at
+// a time, until stop.
+func (p *probe) read(ctx context.Context, stop <-chan struct{}, i int) {
 	for {
-		rctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		c.ReadSeats(rctx, p.event, "")
-		cancel()
+		if api, err := p.newClient(i, p.adminTo); err == nil {
+			rctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			p.rec.NewClient(api, fmt.Sprintf("chaos-reader-%d", i)).ReadSeats(rctx, p.event, "")
+			cancel()
+			api.CloseIdleConnections()
+		}
 		select {
 		case <-stop:
 			return
@@ -198,8 +218,4 @@ func (p *probe) check(ctx context.Context, dir string) (history.Verdict, error) 
 	return history.Check(p.rec.History(), opts)
 }
 
-func (p *probe) close() {
-	for _, cl := range p.clients {
-		cl.CloseIdleConnections()
-	}
-}
+func (p *probe) close() { p.admin.CloseIdleConnections() }
