@@ -311,6 +311,13 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}()
 	n := &nemesis{c: c, cfg: &cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6e656d)), shard: r.currentShard, logf: logf, turn: map[string]int{}}
 	rep.Faults = r.faults(ctx, n, deadline)
+	if n.spareReady != nil {
+		// The spare's container is being created again: let it finish
+		// before the teardown removes the project.
+		if err := <-n.spareReady; err != nil {
+			logf("create %s again: %v", cfg.Spare, err)
+		}
+	}
 	wg.Wait()
 	rep.LoadEnd = loadAvg()
 	meter.Finish()
