@@ -106,12 +106,12 @@ image: build
 
 ## chaos: the short chaos round (3 nodes in Docker, the on-sale, one fault of each kind; ≤ 5 minutes)
 chaos: image
-	./$(BIN) chaos --image $$(cat $(IMAGE_DIR)/tag) --duration $(CHAOS_DURATION) --json $(IMAGE_DIR)/chaos.json
+	./$(BIN) chaos --image $$(cat $(IMAGE_DIR)/tag) --duration $(CHAOS_DURATION) --json $(IMAGE_DIR)/chaos.json --logs $(IMAGE_DIR)/chaos-logs
 
 ## soak: the long chaos run, against the issue's targets (make soak DURATION=10m)
 soak: image
 	./$(BIN) chaos --image $$(cat $(IMAGE_DIR)/tag) --duration $(DURATION) --round 120s --quiet 10s \
-	  --min-availability 0.999 --max-failover-p99 1.5s --json $(IMAGE_DIR)/soak.json
+	  --min-availability 0.999 --max-failover-p99 1.5s --json $(IMAGE_DIR)/soak.json --logs $(IMAGE_DIR)/soak-logs
 
 ## compose-up: a 3-node cluster in containers on 127.0.0.1:8081-8083 (secret in build/compose-secret)
 compose-up: image

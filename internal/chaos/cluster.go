@@ -28,8 +28,10 @@ const (
 	// compose file gives these aliases, and a reconnect must give them
 	// again.
 	raftAliasPrefix = "raft-"
-	// apiTimeout bounds one call of the suite to a node's API.
-	apiTimeout = 3 * time.Second
+	// apiTimeout bounds one call of the suite to a node's API; seatMapTimeout
+	// one read of a whole seat map (megabytes, on a busy machine).
+	apiTimeout     = 3 * time.Second
+	seatMapTimeout = 30 * time.Second
 )
 
 // member is one node the suite may run: a compose service whose name is
@@ -175,14 +177,14 @@ func (c *cluster) status(ctx context.Context, id string) (client.ClusterStatus, 
 	if !running || paused || ip == "" {
 		return out, fmt.Errorf("%s is not running", id)
 	}
-	err := c.call(ctx, http.MethodGet, ip, "/v1/cluster", &out)
+	err := c.call(ctx, apiTimeout, http.MethodGet, ip, "/v1/cluster", &out)
 	return out, err
 }
 
 // call sends one request of the suite's own to a node (not through its
 // proxy: the suite's calls are not the load's).
-func (c *cluster) call(ctx context.Context, method, ip, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+func (c *cluster) call(ctx context.Context, timeout time.Duration, method, ip, path string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+ip+":"+c.port+path, nil)
 	if err != nil {

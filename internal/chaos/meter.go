@@ -34,7 +34,6 @@ const failedStartsMax = 100_000
 //     (X-Boxoffice-Node), kept as runs of consecutive acks by one leader.
 type Meter struct {
 	shards int
-	next   Observer // the history, or nil
 
 	mu       sync.Mutex
 	pending  map[string]*pendingWrite
@@ -66,10 +65,9 @@ type AckRun struct {
 	Count       int64
 }
 
-// NewMeter measures a cluster of shards shards; next, if not nil, sees every
-// exchange too.
-func NewMeter(shards int, next Observer) *Meter {
-	return &Meter{shards: shards, next: next, pending: map[string]*pendingWrite{}, acks: map[int][]AckRun{}}
+// NewMeter measures a cluster of shards shards.
+func NewMeter(shards int) *Meter {
+	return &Meter{shards: shards, pending: map[string]*pendingWrite{}, acks: map[int][]AckRun{}}
 }
 
 var _ Observer = (*Meter)(nil)
@@ -83,9 +81,6 @@ func answered(status int) bool {
 
 // Observe takes one exchange.
 func (m *Meter) Observe(ex Exchange) {
-	if m.next != nil {
-		m.next.Observe(ex)
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.tries++

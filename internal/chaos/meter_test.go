@@ -22,7 +22,7 @@ func try(key string, ms, took, status int, node string) Exchange {
 // TestMeterAvailability: the tries of one key are one request, which
 // succeeds when an answer that counts comes within 2 s of its first try.
 func TestMeterAvailability(t *testing.T) {
-	m := NewMeter(4, nil)
+	m := NewMeter(4)
 	m.Observe(try("a", 0, 10, 201, "n1"))     // ok at once
 	m.Observe(try("b", 0, 100, 0, ""))        // connection broke...
 	m.Observe(try("b", 150, 100, 503, "n2"))  // ...no leader...
@@ -55,7 +55,7 @@ func TestMeterAvailability(t *testing.T) {
 // TestMeterProbe: the probe's writes are counted apart too, and a probe
 // not sent is a failed write.
 func TestMeterProbe(t *testing.T) {
-	m := NewMeter(4, nil)
+	m := NewMeter(4)
 	m.Observe(try(probeKeyPrefix+"1-0-h", 0, 10, 201, "n1"))
 	m.Observe(try(probeKeyPrefix+"1-1-h", 0, 2500, 201, "n1"))
 	m.Observe(try("bench-1", 0, 10, 201, "n1"))
@@ -73,7 +73,7 @@ func TestMeterProbe(t *testing.T) {
 // TestMeterAcks: 2xx writes are acks of the shard they went to, kept as
 // runs of one leader; other answers are not acks.
 func TestMeterAcks(t *testing.T) {
-	m := NewMeter(4, nil)
+	m := NewMeter(4)
 	ev := "ev1"
 	shard := raftnode.ShardOf(ev, 4)
 	hold := func(ms int, node string, status int) Exchange {

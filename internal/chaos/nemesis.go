@@ -85,6 +85,9 @@ type nemesis struct {
 	logf  func(format string, args ...any)
 	// turn counts the faults of each kind, to alternate targets.
 	turn map[string]int
+	// spareReady, when set, yields the outcome of creating the spare
+	// again after its removal.
+	spareReady chan error
 	// order is the rest of the current cycle of the schedule; cycles
 	// counts the cycles begun.
 	order  []string
@@ -329,7 +332,17 @@ func (n *nemesis) membership(ctx context.Context) FaultRecord {
 			// Its container was created empty beforehand (Run, and the
 			// removal below): adding it is starting it. It joins by
 			// itself (BOXOFFICE_JOIN).
-			if err := d.Start(ctx, m.container); err != nil {
+			if n.spareReady != nil {
+				err := <-n.spareReady
+				n.spareReady = nil
+				if err != nil {
+					return fmt.Errorf("create %s again: %w", spare, err)
+				}
+			}
+			n.c.mu.Lock()
+			ctr := m.container
+			n.c.mu.Unlock()
+			if err := d.Start(ctx, ctr); err != nil {
 				return err
 			}
 			if err := n.c.refresh(ctx, spare); err != nil {
@@ -357,11 +370,16 @@ func (n *nemesis) membership(ctx context.Context) FaultRecord {
 		n.c.mu.Unlock()
 		n.c.down(spare)
 		// No longer a member: no clean stop is owed. Delete it with its
-		// volume and create it again, empty, for the next add.
+		// volume, and create it again, empty, for the next add; that takes
+		// docker-compose seconds, so it runs while the cluster settles
+		// and the next add waits for it.
 		if err := d.Remove(ctx, spare); err != nil {
 			return err
 		}
-		return n.c.createSpare(ctx, spare)
+		done := make(chan error, 1)
+		n.spareReady = done
+		go func() { done <- n.c.createSpare(context.WithoutCancel(ctx), spare) }()
+		return nil
 	}
 	n.runNoHold(ctx, &f, inject)
 	return f
@@ -370,6 +388,9 @@ func (n *nemesis) membership(ctx context.Context) FaultRecord {
 // removeMember asks the members, in turn, to remove id from every shard,
 // until one succeeds (an election may be under way) or removeTimeout.
 func (n *nemesis) removeMember(ctx context.Context, id string) error {
+	// One try removes the node from every shard in turn, each a
+	// membership change through its leader.
+	const removeTryTimeout = 20 * time.Second
 	const removeTimeout = 60 * time.Second
 	deadline := time.Now().Add(removeTimeout)
 	var last error
@@ -379,7 +400,7 @@ func (n *nemesis) removeMember(ctx context.Context, id string) error {
 		n.c.mu.Lock()
 		ip := via.ip
 		n.c.mu.Unlock()
-		if last = n.c.call(ctx, http.MethodDelete, ip, "/v1/cluster/members/"+id, nil); last == nil {
+		if last = n.c.call(ctx, removeTryTimeout, http.MethodDelete, ip, "/v1/cluster/members/"+id, nil); last == nil {
 			return nil
 		}
 		select {

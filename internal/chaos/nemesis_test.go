@@ -108,7 +108,7 @@ func newTestNemesis(t *testing.T, members []string, spare string) (*nemesis, *fa
 		if id == "" {
 			continue
 		}
-		p, err := newProxy(id, NewMeter(4, nil), false)
+		p, err := newProxy(id, NewMeter(4))
 		require.NoError(t, err)
 		t.Cleanup(p.close)
 		c.nodes = append(c.nodes, &member{id: id, proxy: p, container: "ctr-" + id, ip: "127.0.0.1", running: true, joined: id != spare})
@@ -226,6 +226,9 @@ func TestMembership(t *testing.T) {
 	assert.Empty(t, f.Err)
 	assert.Equal(t, "remove spare", f.Action)
 	assert.Equal(t, []string{"spare"}, api.removed)
+	require.NotNil(t, n.spareReady, "created again in the background")
+	require.NoError(t, <-n.spareReady)
+	n.spareReady = nil
 	assert.Equal(t, []string{
 		"docker rm -f -v ctr-spare",
 		"docker volume rm -f proj_spare",
@@ -233,6 +236,15 @@ func TestMembership(t *testing.T) {
 	}, fr.docker())
 	assert.Equal(t, []string{"n1", "n2", "n3"}, n.c.joined())
 	assert.Equal(t, "", *n.c.node("spare").proxy.upstream.Load())
+
+	// Added again: it waits for the new container, and starts it.
+	api.mu.Lock()
+	api.members = append(api.members, "spare")
+	api.mu.Unlock()
+	f = n.inject(context.Background(), KindMembership)[0]
+	assert.Empty(t, f.Err)
+	assert.Equal(t, "add spare", f.Action)
+	assert.Equal(t, []string{"docker start ctr-spare"}, fr.docker())
 }
 
 // TestRollingRestart: every member is stopped cleanly and started in turn,

@@ -13,8 +13,8 @@ import (
 )
 
 // Exchange is one HTTP request the load sent to a node, through that node's
-// proxy, and its answer: what the suite measures availability, failover and
-// (once wired) linearizability from.
+// proxy, and its answer: what the suite measures availability and failover
+// from.
 type Exchange struct {
 	// Target is the node whose proxy the request went through.
 	Target string
@@ -34,9 +34,6 @@ type Exchange struct {
 	// Replayed is true for an answer replayed for its Idempotency-Key.
 	Replayed bool
 	Err      string
-	// ReqBody and RespBody are kept only when the run records a history
-	// (Config.History), up to bodyKeptMax bytes each.
-	ReqBody, RespBody []byte
 }
 
 // Observer receives every exchange as it ends, from many goroutines.
@@ -48,9 +45,6 @@ type Observer interface {
 const (
 	// requestBodyMax bounds a request body (the server's own limit is 1 MiB).
 	requestBodyMax = 1 << 20
-	// bodyKeptMax bounds a body kept for the history: a seat map of a
-	// large event is megabytes, and a checker needs only writes' answers.
-	bodyKeptMax = 256 << 10
 	// proxyDialTimeout is the client's own dial timeout
 	// (client.DefaultConfig): a node that does not answer a dial fails
 	// the try as fast through the proxy as without it.
@@ -69,19 +63,18 @@ type proxy struct {
 	upstream atomic.Pointer[string] // host:port; "" while the node has none
 	tr       *http.Transport
 	obs      Observer
-	bodies   bool
 	srv      *http.Server
 	ln       net.Listener
 }
 
 // newProxy listens on 127.0.0.1 (a free port) for node.
-func newProxy(node string, obs Observer, keepBodies bool) (*proxy, error) {
+func newProxy(node string, obs Observer) (*proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	p := &proxy{
-		node: node, obs: obs, bodies: keepBodies, ln: ln,
+		node: node, obs: obs, ln: ln,
 		tr: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -146,9 +139,6 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		abort(err)
 	}
-	if p.bodies {
-		ex.ReqBody = body
-	}
 	up := *p.upstream.Load()
 	if up == "" {
 		abort(errors.New("node not running"))
@@ -179,32 +169,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Del(h)
 	}
 	w.WriteHeader(resp.StatusCode)
-	var kept *cappedBuffer
-	var src io.Reader = resp.Body
-	if p.bodies {
-		kept = &cappedBuffer{max: bodyKeptMax}
-		src = io.TeeReader(resp.Body, kept)
-	}
-	if _, err := io.Copy(w, src); err != nil {
+	if _, err := io.Copy(w, resp.Body); err != nil {
 		abort(err)
 	}
 	ex.Status = resp.StatusCode
 	ex.Node = resp.Header.Get("X-Boxoffice-Node")
 	ex.Replayed = strings.EqualFold(resp.Header.Get("Idempotent-Replayed"), "true")
-	if kept != nil {
-		ex.RespBody = kept.Bytes()
-	}
-}
-
-// cappedBuffer keeps the first max bytes written to it and drops the rest.
-type cappedBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
 }

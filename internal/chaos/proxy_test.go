@@ -45,7 +45,7 @@ func TestProxyRelaysAndRecords(t *testing.T) {
 	}))
 	defer node.Close()
 	rec := &recorder{}
-	p, err := newProxy("n1", rec, true)
+	p, err := newProxy("n1", rec)
 	require.NoError(t, err)
 	defer p.close()
 	p.setUpstream(strings.TrimPrefix(node.URL, "http://"))
@@ -72,8 +72,6 @@ func TestProxyRelaysAndRecords(t *testing.T) {
 	assert.Equal(t, "n2", ex.Node)
 	assert.True(t, ex.Replayed)
 	assert.Empty(t, ex.Err)
-	assert.Equal(t, `{"seats":["A-1-1"]}`, string(ex.ReqBody))
-	assert.Equal(t, string(body), string(ex.RespBody))
 	assert.False(t, ex.End.Before(ex.Start))
 }
 
@@ -82,7 +80,7 @@ func TestProxyRelaysAndRecords(t *testing.T) {
 // without the proxy), not an HTTP answer, and the exchange has status 0.
 func TestProxyBreaksTheConnection(t *testing.T) {
 	rec := &recorder{}
-	p, err := newProxy("n1", rec, false)
+	p, err := newProxy("n1", rec)
 	require.NoError(t, err)
 	defer p.close()
 	cl := &http.Client{Timeout: 5 * time.Second}

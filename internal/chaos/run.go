@@ -13,7 +13,8 @@
 //   - double sales and lost acknowledged writes: the bench's invariant
 //     check after each round of the on-sale (bench.CheckResult);
 //   - that the replicas agree once the faults are over;
-//   - the linearizability verdict of a History, once one is wired.
+//   - linearizability: an open-loop probe's holds, releases and strong
+//     reads are recorded and checked with internal/history (porcupine).
 //
 // The load reaches each node through a recording proxy on the host (proxy),
 // so the bench and the client run unchanged and the suite still sees every
@@ -83,9 +84,6 @@ type Config struct {
 	// Secret is the cluster's token secret; Mint signs tokens with it.
 	Secret string
 	Mint   func(subject, role string) (string, error)
-	// History, when set, records the load's exchanges and gives the
-	// linearizability verdict.
-	History History
 	// MinAvailability (0..1) and MaxFailoverP99 (0: none) are thresholds:
 	// a run below them fails.
 	MinAvailability float64
@@ -241,12 +239,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, err
 	}
 	c := &cluster{docker: d, admin: admin, shards: cfg.Shards, port: httpPort, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
-	meter := NewMeter(cfg.Shards, cfg.History)
+	meter := NewMeter(cfg.Shards)
 	for _, id := range append(slices.Clone(cfg.Nodes), cfg.Spare) {
 		if id == "" {
 			continue
 		}
-		p, err := newProxy(id, meter, cfg.History != nil)
+		p, err := newProxy(id, meter)
 		if err != nil {
 			return nil, err
 		}
@@ -313,6 +311,13 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}()
 	n := &nemesis{c: c, cfg: &cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6e656d)), shard: r.currentShard, logf: logf, turn: map[string]int{}}
 	rep.Faults = r.faults(ctx, n, deadline)
+	if n.spareReady != nil {
+		// The spare's container is being created again: let it finish
+		// before the teardown removes the project.
+		if err := <-n.spareReady; err != nil {
+			logf("create %s again: %v", cfg.Spare, err)
+		}
+	}
 	wg.Wait()
 	rep.LoadEnd = loadAvg()
 	meter.Finish()
@@ -326,13 +331,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		rep.Failures = append(rep.Failures, "probe: "+e)
 	}
 	rep.Replicas = checkReplicas(ctx, c, r.events())
-	if cfg.History != nil {
-		v, herr := cfg.History.Check(ctx)
-		rep.Linearizability = &v
-		if herr != nil {
-			rep.Linearizability = &Verdict{Detail: "check failed: " + herr.Error()}
-		}
-	}
+	rep.Linearizability = r.checkHistories(ctx)
 	rep.finish(meter, cfg)
 	if len(rep.Failures) > 0 {
 		dumpLogs(ctx, d, c.joined(), cfg.Log)
@@ -398,6 +397,7 @@ type runState struct {
 	windowOpen  time.Time
 	windowClose time.Time
 	rounds      []Round
+	probes      []*probe
 	probeErrs   []string
 	meter       *Meter
 }
@@ -496,7 +496,7 @@ func (r *runState) load(ctx context.Context, deadline time.Time) {
 // logged; the round runs without it.
 func (r *runState) startProbe(ctx context.Context, round, shard int, targets []string) func() {
 	ev := probeEventID(r.cfg.Seed, round, shard, r.cfg.Shards)
-	p, err := newProbe(ctx, targets, r.c.admin, ev, round, r.cfg.Mint, r.meter)
+	p, err := newProbe(ctx, targets, r.c.admin, ev, r.cfg.Mint, r.meter)
 	if err != nil {
 		r.logf("round %d: no probe: %v", round, err)
 		r.mu.Lock()
@@ -504,6 +504,9 @@ func (r *runState) startProbe(ctx context.Context, round, shard int, targets []s
 		r.mu.Unlock()
 		return func() {}
 	}
+	r.mu.Lock()
+	r.probes = append(r.probes, p)
+	r.mu.Unlock()
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -513,8 +516,37 @@ func (r *runState) startProbe(ctx context.Context, round, shard int, targets []s
 	return func() {
 		close(stop)
 		<-done
-		p.close()
 	}
+}
+
+// checkHistories checks every round's probe history, once the faults are
+// over (their unknown writes are resolved now, and the final reads need a
+// healed cluster).
+func (r *runState) checkHistories(ctx context.Context) Linearizability {
+	out := Linearizability{OK: true}
+	for _, p := range r.probes {
+		start := time.Now()
+		v, err := p.check(ctx, r.cfg.LogDir)
+		p.close()
+		out.Histories++
+		out.Ops += v.Ops
+		out.Unknown += v.Unknown
+		out.Resolved += v.Resolved
+		switch {
+		case err != nil:
+			out.OK = false
+			out.Problems = append(out.Problems, err.Error())
+		case !v.OK():
+			out.OK = false
+			out.Problems = append(out.Problems, p.event+": "+v.String())
+		}
+		r.logf("history of %s: %s (%.1fs)", p.event, v.String(), time.Since(start).Seconds())
+	}
+	if out.Histories == 0 {
+		out.OK = false
+		out.Problems = append(out.Problems, "no history was recorded")
+	}
+	return out
 }
 
 // window returns the current round's fault window (zero: none now).
