@@ -85,7 +85,16 @@ func (m *mux) serve() {
 			time.Sleep(10 * time.Millisecond) // back off on accept errors such as EMFILE
 			continue
 		}
+		// Add under the lock that close takes to set closed: an Add may
+		// never race close's Wait (the race detector saw it).
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			conn.Close()
+			return
+		}
 		m.wg.Add(1)
+		m.mu.Unlock()
 		go func() {
 			defer m.wg.Done()
 			m.route(conn)
