@@ -542,6 +542,7 @@ func TestServerConformsToDocument(t *testing.T) {
 	t.Run("my holds and orders", k.testMine)
 	t.Run("order cancel", k.testCancel)
 	t.Run("order exchange", k.testExchange)
+	t.Run("event ledger", k.testLedger)
 	t.Run("idempotency", k.testIdempotency)
 	t.Run("cluster", k.testCluster)
 	t.Run("every operation exercised", k.testCoverage)
@@ -699,6 +700,83 @@ func (k *conformance) testSeats(t *testing.T) {
 		{method: "GET", path: "/v1/events/nope/seats", want: 404, code: "event_not_found"},
 		{method: "GET", path: "/v1/events/conf-seats/seats?status=gone", want: 400, code: "invalid_argument", invalid: true},
 		{method: "GET", path: "/v1/events/conf-seats/seats?consistency=eventual", want: 400, code: "invalid_argument", invalid: true},
+	} {
+		k.do(t, s)
+	}
+}
+
+// testLedger reads an event's orders, holds and seat owners as its
+// organiser (and the audit) does: page by page, and refused to others.
+func (k *conformance) testLedger(t *testing.T) {
+	k.createEvent(t, "conf-ledger", 1, 2, 4, 300, 8)
+	o1 := k.buy(t, "conf-ledger", "b1", "A-1-1", "A-1-2")
+	o2 := k.buy(t, "conf-ledger", "b2", "A-2-1")
+	h := k.hold(t, "conf-ledger", "b3", "A-2-4")
+
+	type ordersPage struct {
+		Orders []struct {
+			ID         string `json:"id"`
+			State      string `json:"state"`
+			PaymentRef string `json:"paymentRef"`
+		} `json:"orders"`
+		NextCursor string `json:"nextCursor"`
+	}
+	var ids []string
+	path := "/v1/events/conf-ledger/orders?limit=1&consistency=strong"
+	for page := 0; page < 10; page++ {
+		p := decode[ordersPage](t, k.must(t, step{method: "GET", path: path, token: organiser("org1"), want: 200}))
+		assert.LessOrEqual(t, len(p.Orders), 1)
+		for _, o := range p.Orders {
+			ids = append(ids, o.ID)
+			assert.Equal(t, "paid", o.State)
+			assert.NotEmpty(t, o.PaymentRef, "a paid order has its charge")
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		path = "/v1/events/conf-ledger/orders?limit=1&consistency=strong&cursor=" + p.NextCursor
+	}
+	assert.ElementsMatch(t, []string{o1.ID, o2.ID}, ids)
+
+	holds := decode[struct {
+		Holds []holdOut `json:"holds"`
+	}](t, k.must(t, step{method: "GET", path: "/v1/events/conf-ledger/holds", token: admin(), want: 200}))
+	states := map[string]string{}
+	for _, x := range holds.Holds {
+		states[x.ID] = x.State
+	}
+	assert.Equal(t, "active", states[h.ID])
+	assert.Len(t, states, 3, "the two purchased holds and the active one")
+
+	m := decode[struct {
+		Seats []struct {
+			ID, State, Hold, Order string
+		} `json:"seats"`
+	}](t, k.must(t, step{method: "GET", path: "/v1/events/conf-ledger/seats?owners=true&status=sold", token: organiser("org1"), want: 200}))
+	owners := map[string]string{}
+	for _, s := range m.Seats {
+		owners[s.ID] = s.Order
+	}
+	assert.Equal(t, map[string]string{"A-1-1": o1.ID, "A-1-2": o1.ID, "A-2-1": o2.ID}, owners)
+	m = decode[struct {
+		Seats []struct {
+			ID, State, Hold, Order string
+		} `json:"seats"`
+	}](t, k.must(t, step{method: "GET", path: "/v1/events/conf-ledger/seats?owners=true&status=held", token: admin(), want: 200}))
+	require.Len(t, m.Seats, 1)
+	assert.Equal(t, h.ID, m.Seats[0].Hold)
+
+	for _, s := range []step{
+		{method: "GET", path: "/v1/events/conf-ledger/orders", token: organiser("org2"), want: 403, code: "forbidden"},
+		{method: "GET", path: "/v1/events/conf-ledger/orders", token: buyer("b1"), want: 403, code: "forbidden"},
+		{method: "GET", path: "/v1/events/conf-ledger/orders", want: 401, code: "unauthorized", invalid: true},
+		{method: "GET", path: "/v1/events/conf-ledger/orders?limit=1001", token: admin(), want: 400, code: "invalid_argument", invalid: true},
+		{method: "GET", path: "/v1/events/nope/orders", token: admin(), want: 404, code: "event_not_found"},
+		{method: "GET", path: "/v1/events/conf-ledger/holds", token: organiser("org2"), want: 403, code: "forbidden"},
+		{method: "GET", path: "/v1/events/conf-ledger/holds?cursor=bad%20cursor", token: admin(), want: 400, code: "invalid_argument"},
+		{method: "GET", path: "/v1/events/conf-ledger/seats?owners=true", want: 401, code: "unauthorized"},
+		{method: "GET", path: "/v1/events/conf-ledger/seats?owners=true", token: buyer("b1"), want: 403, code: "forbidden"},
+		{method: "GET", path: "/v1/events/conf-ledger/seats?owners=maybe", want: 400, code: "invalid_argument", invalid: true},
 	} {
 		k.do(t, s)
 	}

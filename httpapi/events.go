@@ -361,6 +361,15 @@ func (s *Server) seats(ctx *fasthttp.RequestCtx, id string) {
 		writeError(ctx, err)
 		return
 	}
+	switch o := string(ctx.QueryArgs().Peek("owners")); o {
+	case "", "false":
+	case "true":
+		s.seatOwners(ctx, id, f)
+		return
+	default:
+		writeProblem(ctx, boxoffice.CodeInvalidArgument, "owners must be true or false")
+		return
+	}
 	shard := s.node.ShardOfEvent(id)
 	s.read(ctx, shard, func() error {
 		st := s.node.Store(shard)

@@ -255,6 +255,10 @@ func (s *Server) route(method string, p []string) (handler, bool) {
 		return func(c *fasthttp.RequestCtx) { s.seats(c, arg(1)) }, true
 	case is("POST", 3, "events", "*", "holds"):
 		return func(c *fasthttp.RequestCtx) { s.hold(c, arg(1)) }, true
+	case is("GET", 3, "events", "*", "holds"):
+		return func(c *fasthttp.RequestCtx) { s.eventHolds(c, arg(1)) }, true
+	case is("GET", 3, "events", "*", "orders"):
+		return func(c *fasthttp.RequestCtx) { s.eventOrders(c, arg(1)) }, true
 	case is("GET", 2, "holds"):
 		return func(c *fasthttp.RequestCtx) { s.getHold(c, arg(1)) }, true
 	case is("DELETE", 2, "holds"):
