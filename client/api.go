@@ -112,6 +112,9 @@ func (c *Client) Seats(ctx context.Context, event string, q SeatQuery) (SeatMap,
 	if q.Status != "" {
 		v.Set("status", q.Status)
 	}
+	if q.Owners {
+		v.Set("owners", "true")
+	}
 	if q.Strong {
 		ctx = WithStrongRead(ctx)
 	}
@@ -132,6 +135,37 @@ func (c *Client) Hold(ctx context.Context, event string, r HoldRequest) (*Hold, 
 		return nil, err
 	}
 	return &out, nil
+}
+
+// EventOrders returns a page of an event's orders in every state, in id
+// order, after cursor ("" for the first; a page's NextCursor for the next):
+// for the event's organiser or an admin. limit 0 is the server's default.
+func (c *Client) EventOrders(ctx context.Context, event, cursor string, limit int) (EventOrdersPage, error) {
+	var out EventOrdersPage
+	err := c.eventPage(ctx, event, "orders", cursor, limit, &out)
+	return out, err
+}
+
+// EventHolds is EventOrders for holds.
+func (c *Client) EventHolds(ctx context.Context, event, cursor string, limit int) (EventHoldsPage, error) {
+	var out EventHoldsPage
+	err := c.eventPage(ctx, event, "holds", cursor, limit, &out)
+	return out, err
+}
+
+func (c *Client) eventPage(ctx context.Context, event, what, cursor string, limit int, out any) error {
+	if err := checkID("event", event); err != nil {
+		return err
+	}
+	v := url.Values{}
+	if cursor != "" {
+		v.Set("cursor", cursor)
+	}
+	if limit != 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	_, err := c.do(ctx, http.MethodGet, withQuery(ctx, "/v1/events/"+event+"/"+what, v), nil, out)
+	return err
 }
 
 // GetHold returns a hold of the token's buyer (any hold for an admin).

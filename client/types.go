@@ -195,6 +195,9 @@ type SeatQuery struct {
 	Status string
 	// Strong asks for a linearizable read (as WithStrongRead does).
 	Strong bool
+	// Owners asks for the hold or order of every taken seat (the event's
+	// organiser or an admin only).
+	Owners bool
 }
 
 // Seat is one seat and its state.
@@ -202,6 +205,9 @@ type Seat struct {
 	ID       string `json:"id"`
 	Category string `json:"category"`
 	State    string `json:"state"`
+	// Hold and Order own a held or sold seat, with SeatQuery.Owners.
+	Hold  string `json:"hold,omitempty"`
+	Order string `json:"order,omitempty"`
 }
 
 // SeatMap is the seats of an event as of the shard's applied Raft Index.
@@ -319,6 +325,9 @@ type Order struct {
 	PaymentRef  string
 	CreatedAt   time.Time
 	State       string
+	// FailReason and RefundRef are in an event's order list (EventOrders).
+	FailReason string
+	RefundRef  string
 }
 
 type orderJSON struct {
@@ -331,6 +340,8 @@ type orderJSON struct {
 	PaymentRef  string   `json:"paymentRef,omitempty"`
 	CreatedAt   string   `json:"createdAt,omitempty"`
 	State       string   `json:"state"`
+	FailReason  string   `json:"failReason,omitempty"`
+	RefundRef   string   `json:"refundRef,omitempty"`
 }
 
 // MarshalJSON writes the wire shape, times in RFC 3339.
@@ -338,6 +349,7 @@ func (o Order) MarshalJSON() ([]byte, error) {
 	return json.Marshal(orderJSON{
 		ID: o.ID, Event: o.Event, Hold: o.Hold, Buyer: o.Buyer, Seats: o.Seats, AmountCents: o.AmountCents,
 		PaymentRef: o.PaymentRef, CreatedAt: formatTime(o.CreatedAt), State: o.State,
+		FailReason: o.FailReason, RefundRef: o.RefundRef,
 	})
 }
 
@@ -354,6 +366,7 @@ func (o *Order) UnmarshalJSON(b []byte) error {
 	*o = Order{
 		ID: j.ID, Event: j.Event, Hold: j.Hold, Buyer: j.Buyer, Seats: j.Seats, AmountCents: j.AmountCents,
 		PaymentRef: j.PaymentRef, CreatedAt: created, State: j.State,
+		FailReason: j.FailReason, RefundRef: j.RefundRef,
 	}
 	return nil
 }
@@ -407,4 +420,22 @@ func parseTime(field, s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%s %q is not an RFC 3339 time", field, s)
 	}
 	return t, nil
+}
+
+// EventOrdersPage is one page of an event's orders (EventOrders).
+type EventOrdersPage struct {
+	Event  string  `json:"event"`
+	Index  uint64  `json:"index"`
+	Orders []Order `json:"orders"`
+	// NextCursor fetches the next page; empty on the last.
+	NextCursor string `json:"nextCursor"`
+}
+
+// EventHoldsPage is one page of an event's holds (EventHolds).
+type EventHoldsPage struct {
+	Event string `json:"event"`
+	Index uint64 `json:"index"`
+	Holds []Hold `json:"holds"`
+	// NextCursor fetches the next page; empty on the last.
+	NextCursor string `json:"nextCursor"`
 }

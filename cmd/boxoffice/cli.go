@@ -38,7 +38,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errEventLive):
 		return exitUnavailable // no node answered
 	case errors.As(err, &ue):
 		return exitUsage
