@@ -241,7 +241,7 @@ func TestCheckLedgerFindsEachViolation(t *testing.T) {
 			l.Holds[4].Seats = []string{"A-2-1"}
 		}, []string{"double_hold", "held_seat_not_held"}},
 		"a held seat of a released hold": {func(l *ledger) { l.Holds[2].State = "released" }, []string{"held_by_dead_hold"}},
-		"the event's counts disagree": {func(l *ledger) { l.Event.Availability[0].Held = 0 }, []string{"counts"}},
+		"the event's counts disagree":    {func(l *ledger) { l.Event.Availability[0].Held = 0 }, []string{"counts"}},
 		"a seat missing from the map": {func(l *ledger) {
 			l.Seats = l.Seats[:5]
 			l.Event.Availability[0].Free = 1
