@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -20,7 +21,7 @@ func clusterCmd() *cobra.Command {
 		Short: "See and change the cluster's membership and leadership (any node answers)",
 	}
 	r.register(c)
-	c.AddCommand(clusterStatusCmd(&r), clusterAddCmd(&r), clusterRemoveCmd(&r), clusterTransferCmd(&r))
+	c.AddCommand(clusterStatusCmd(&r), clusterAddCmd(&r), clusterRemoveCmd(&r), clusterTransferCmd(&r), clusterRebalanceCmd(&r))
 	return c
 }
 
@@ -153,5 +154,122 @@ func clusterTransferCmd(r *remote) *cobra.Command {
 	c.Flags().IntVar(&shard, "shard", 0, "the shard")
 	c.Flags().StringVar(&to, "to", "", "the node to lead it (empty: let Raft choose)")
 	c.MarkFlagRequired("shard")
+	return c
+}
+
+// leaderMove hands one shard's leadership from one node to another.
+type leaderMove struct {
+	Shard int    `json:"shard"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	// Done is set once the move was made (without --dry-run).
+	Done bool `json:"done"`
+}
+
+// planRebalance returns the leadership moves that spread the shard leaders
+// evenly: each node that votes leads floor(S/N) or ceil(S/N) shards, as far
+// as the placement allows (a shard's leader must be one of its voters).
+// Each move goes from a node that leads at least two more shards than the
+// one it goes to, so every move narrows the spread and the plan ends; it is
+// deterministic for a given status.
+func planRebalance(st client.ClusterStatus) []leaderMove {
+	leads := map[string]int{}
+	for _, s := range st.Shards {
+		for _, v := range s.Voters {
+			leads[v] += 0
+		}
+	}
+	leader := make([]string, len(st.Shards))
+	for i, s := range st.Shards {
+		if s.Leader != "" {
+			leader[i] = s.Leader
+			leads[s.Leader]++
+		}
+	}
+	var moves []leaderMove
+	for range st.Shards { // each shard moves at most once in a good plan; bound the loop anyway
+		best, bestGap := -1, 1
+		var bestTo string
+		for i, s := range st.Shards {
+			from := leader[i]
+			if from == "" {
+				continue
+			}
+			voters := slices.Sorted(slices.Values(s.Voters))
+			for _, v := range voters {
+				if gap := leads[from] - leads[v]; v != from && gap > bestGap {
+					best, bestGap, bestTo = i, gap, v
+				}
+			}
+		}
+		if best < 0 {
+			break
+		}
+		from := leader[best]
+		leads[from]--
+		leads[bestTo]++
+		leader[best] = bestTo
+		moves = append(moves, leaderMove{Shard: st.Shards[best].ID, From: from, To: bestTo})
+	}
+	return moves
+}
+
+func clusterRebalanceCmd(r *remote) *cobra.Command {
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "rebalance",
+		Short: "Spread shard leadership evenly over the nodes (each leads about S/N shards)",
+		Long: `Print the leadership transfers that spread the shard leaders evenly, so that
+each voting node leads about shards/nodes of them, and, without --dry-run,
+make them one after the other with the transfer-leadership API.
+
+Nodes also do this on their own, every couple of seconds; this command does
+it now, and shows what would change. Only leadership moves: moving replicas
+between nodes comes with placement later.`,
+		Example: `  boxoffice cluster rebalance --dry-run
+  boxoffice cluster rebalance --token $ADMIN -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := r.client()
+			if err != nil {
+				return err
+			}
+			st, err := cl.Cluster(cmd.Context())
+			if err != nil {
+				return err
+			}
+			moves := planRebalance(st)
+			var failed error
+			if !dryRun {
+				for i := range moves {
+					if err := cl.TransferLeadership(cmd.Context(), moves[i].Shard, moves[i].To); err != nil {
+						failed = fmt.Errorf("shard %d to %s: %w", moves[i].Shard, moves[i].To, err)
+						break
+					}
+					moves[i].Done = true
+				}
+			}
+			perr := r.print(cmd.OutOrStdout(), struct {
+				DryRun bool         `json:"dryRun"`
+				Moves  []leaderMove `json:"moves"`
+			}{dryRun, moves}, func(w io.Writer) {
+				if len(moves) == 0 {
+					fmt.Fprintln(w, "leaders are spread evenly: nothing to move")
+					return
+				}
+				for _, m := range moves {
+					verb := "would move"
+					if m.Done {
+						verb = "moved"
+					} else if !dryRun {
+						verb = "not moved"
+					}
+					fmt.Fprintf(w, "shard %d: %s leadership %s -> %s\n", m.Shard, verb, m.From, m.To)
+				}
+			})
+			return errors.Join(failed, perr)
+		},
+	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "only print the moves")
 	return c
 }
