@@ -32,7 +32,7 @@ func newRoot() *cobra.Command {
 	}
 	root.AddCommand(serveCmd(), tokenCmd(), localCmd(), paySimCmd())
 	root.AddCommand(benchCmd(), chaosCmd())
-	root.AddCommand(clusterCmd(), eventsCmd(), auditCmd())
+	root.AddCommand(clusterCmd(), eventsCmd(), auditCmd(), demoCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }
