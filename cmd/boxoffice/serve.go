@@ -40,42 +40,68 @@ type serveFlags struct {
 	checkoutLease                                                 time.Duration
 	gateway, stripeKey, stripeURL                                 string
 	pprofAddr                                                     string
+	config                                                        string
 }
 
-func serveCmd() *cobra.Command {
-	var f serveFlags
+func serveCmd() *cobra.Command { return newServeCmd(new(serveFlags)) }
+
+// newServeCmd is serve, with its settings in f.
+func newServeCmd(f *serveFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a node of a boxoffice cluster",
 		Long: `Run a node. The first node of a new cluster starts with --bootstrap; every
 other node starts with --join pointing at the HTTP address of any member.
-A restarted node needs neither: it resumes from its data dir.`,
+A restarted node needs neither: it resumes from its data dir.
+
+Every flag can also be set in the environment, as BOXOFFICE_<FLAG> (for
+--data-dir, BOXOFFICE_DATA_DIR), or in a --config file, YAML or JSON, with
+the flags' names as keys:
+
+  id: n1
+  data-dir: /var/lib/boxoffice
+  http-addr: 0.0.0.0:8080
+  raft-addr: 0.0.0.0:9080
+  join: 10.0.0.1:8080,10.0.0.2:8080
+  log-format: json
+  payment-latency: 20ms
+
+A flag on the command line wins over the environment, which wins over the
+file, which wins over the default. Unknown keys and bad values are errors,
+all listed at once.`,
 		Example: `  boxoffice serve --id n1 --data-dir data/n1 --http-addr 127.0.0.1:8081 --raft-addr 127.0.0.1:9081 --bootstrap
   boxoffice serve --id n2 --data-dir data/n2 --http-addr 127.0.0.1:8082 --raft-addr 127.0.0.1:9082 --join 127.0.0.1:8081`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resolveFlags(cmd.Flags(), os.LookupEnv); err != nil {
+				return usageError{err}
+			}
 			if !cmd.Flags().Changed("shards") {
 				f.shards = 0 // use the data dir's count, or the default
 			}
-			return runServe(cmd.Context(), f)
+			if err := f.validate(); err != nil {
+				return usageError{err}
+			}
+			return runServe(cmd.Context(), *f)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.id, "id", env("BOXOFFICE_ID", ""), "node id, unique in the cluster")
-	fl.StringVar(&f.dataDir, "data-dir", env("BOXOFFICE_DATA_DIR", ""), "directory for the node's Raft logs, snapshots and Pebble stores")
-	fl.StringVar(&f.httpAddr, "http-addr", env("BOXOFFICE_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address")
-	fl.StringVar(&f.raftAddr, "raft-addr", env("BOXOFFICE_RAFT_ADDR", "127.0.0.1:9080"), "Raft listen address (one port for all shards)")
-	fl.StringVar(&f.httpAdvertise, "http-advertise", env("BOXOFFICE_HTTP_ADVERTISE", ""), "HTTP address other nodes use (default: --http-addr)")
-	fl.StringVar(&f.raftAdvertise, "raft-advertise", env("BOXOFFICE_RAFT_ADVERTISE", ""), "Raft address other nodes use (default: --raft-addr)")
+	fl.StringVar(&f.config, "config", "", "a YAML or JSON (.json) file of settings, keyed by these flags' names; flags and the environment override it")
+	fl.StringVar(&f.id, "id", "", "node id, unique in the cluster")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the node's Raft logs, snapshots and Pebble stores")
+	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
+	fl.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:9080", "Raft listen address (one port for all shards)")
+	fl.StringVar(&f.httpAdvertise, "http-advertise", "", "HTTP address other nodes use (default: --http-addr)")
+	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: --raft-addr)")
 	fl.BoolVar(&f.bootstrap, "bootstrap", false, "found a new cluster with this node as its first member")
-	fl.StringVar(&f.join, "join", env("BOXOFFICE_JOIN", ""), "HTTP address of any member of the cluster to join, or a comma-separated list tried in turn (host names are resolved at each try)")
+	fl.StringVar(&f.join, "join", "", "HTTP address of any member of the cluster to join, or a comma-separated list tried in turn (host names are resolved at each try)")
 	fl.IntVar(&f.shards, "shards", 4, "number of shards, fixed when the cluster is bootstrapped")
-	fl.StringVar(&f.authSecret, "auth-secret", env("BOXOFFICE_AUTH_SECRET", ""), "HS256 secret for bearer tokens, the same on every node (≥ 16 bytes)")
+	fl.StringVar(&f.authSecret, "auth-secret", "", "HS256 secret for bearer tokens, the same on every node (≥ 16 bytes)")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", raftnode.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make a shard take a new one")
 	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", raftnode.DefaultConfig().SnapshotInterval, "how often a shard checks whether to snapshot")
-	fl.StringVar(&f.gateway, "payment-gateway", env("BOXOFFICE_PAYMENT_GATEWAY", "sim"), "sim (simulated, in this process), stripe, or the http://host:port of a shared simulated gateway (as local runs)")
-	fl.StringVar(&f.stripeKey, "stripe-key", env("BOXOFFICE_STRIPE_KEY", ""), "Stripe secret key, for --payment-gateway stripe")
-	fl.StringVar(&f.stripeURL, "stripe-url", env("BOXOFFICE_STRIPE_URL", ""), "Stripe API address (empty: Stripe's; or a stripe-mock)")
+	fl.StringVar(&f.gateway, "payment-gateway", "sim", "sim (simulated, in this process), stripe, or the http://host:port of a shared simulated gateway (as local runs)")
+	fl.StringVar(&f.stripeKey, "stripe-key", "", "Stripe secret key, for --payment-gateway stripe")
+	fl.StringVar(&f.stripeURL, "stripe-url", "", "Stripe API address (empty: Stripe's; or a stripe-mock)")
 	f.sim = payment.DefaultSimConfig()
 	fl.DurationVar(&f.sim.LatencyMedian, "payment-latency", f.sim.LatencyMedian, "simulated gateway: median latency of a call")
 	fl.Float64Var(&f.sim.LatencySpread, "payment-latency-spread", f.sim.LatencySpread, "simulated gateway: sigma of the log-normal latency")
@@ -86,8 +112,8 @@ A restarted node needs neither: it resumes from its data dir.`,
 	fl.BoolVar(&f.sim.Outage, "payment-outage", false, "simulated gateway: fail every call")
 	fl.DurationVar(&f.checkoutLease, "checkout-lease", payment.DefaultConfig().Lease, "how long a checkout keeps its seats while its charge is in flight")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (/debug/pprof/) on this address, apart from the API; off if empty (keep it on loopback or an admin network)")
-	fl.StringVar(&f.logLevel, "log-level", env("BOXOFFICE_LOG_LEVEL", "info"), "debug, info, warn or error")
-	fl.StringVar(&f.logFormat, "log-format", env("BOXOFFICE_LOG_FORMAT", "text"), "text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return c
 }
 
@@ -121,15 +147,8 @@ func runServe(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	var probs []string
-	if f.id == "" || f.dataDir == "" {
-		probs = append(probs, "--id and --data-dir are required")
-	}
-	if f.bootstrap && f.join != "" {
-		probs = append(probs, "--bootstrap and --join exclude each other")
-	}
-	if len(probs) > 0 {
-		return errors.New(strings.Join(probs, "; "))
+	if err := f.validate(); err != nil {
+		return err
 	}
 	if f.shards == 0 {
 		if f.shards = shardsOf(f.dataDir); f.shards == 0 {
