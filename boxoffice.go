@@ -360,3 +360,19 @@ type PaymentGateway interface {
 	// Lookup finds the charge made with the key.
 	Lookup(ctx context.Context, idempotencyKey string) (Charge, error)
 }
+
+// requestIDKey is the context key of RequestID.
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the id of the client request it serves
+// (the X-Request-Id the HTTP layer gives every request), so that log lines
+// further down (the checkout saga's) name the request they belong to.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request id ctx carries, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

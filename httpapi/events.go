@@ -48,6 +48,7 @@ func (s *Server) read(ctx *fasthttp.RequestCtx, shard int, fn func() error) {
 		return
 	}
 	if !strong {
+		ctx.SetUserValue(userValueShard, shard)
 		if err := fn(); err != nil {
 			writeError(ctx, err)
 		}

@@ -57,10 +57,12 @@ func TestRequestIDFollowsTheRequest(t *testing.T) {
 	require.Equal(t, 201, code, "%s", b)
 	assert.Equal(t, "client-req-42", hdr.Get("X-Request-Id"))
 
+	shard := float64(raftnode.ShardOf("rid-1", 2))
 	nodes := map[string]bool{}
 	for _, l := range logs.lines() {
 		if l["request_id"] == "client-req-42" {
 			nodes[l["path"].(string)] = true
+			assert.Equal(t, shard, l["shard"], "a request's log line names its shard: %v", l)
 			if l["forwarded_by"] != nil {
 				assert.Equal(t, f.ID, l["forwarded_by"], "the leader logs who forwarded it")
 				nodes["leader"] = true

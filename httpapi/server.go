@@ -324,6 +324,7 @@ func (s *Server) setIndex(ctx *fasthttp.RequestCtx, shard int) {
 // forwarding the request there. During an election it waits up to
 // LeaderWait for a leader, then answers 503 no_leader.
 func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Context) error) {
+	ctx.SetUserValue(userValueShard, shard)
 	deadline := time.Now().Add(s.cfg.LeaderWait)
 	for {
 		if s.node.IsLeader(shard) {
@@ -332,7 +333,7 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 			// what its predecessors committed.
 			err := s.node.CaughtUp(shard)
 			if err == nil {
-				cctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+				cctx, cancel := context.WithTimeout(boxoffice.WithRequestID(context.Background(), requestIDOf(ctx)), s.cfg.WriteTimeout)
 				err = fn(cctx)
 				cancel()
 			}
@@ -365,7 +366,7 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 				s.metrics.forwards.WithLabelValues("unreachable").Inc()
 			}
 			if err != nil {
-				s.log.Debug("forward failed", "shard", shard, "leader", leader.ID, "err", err)
+				s.log.Debug("forward failed", "request_id", requestIDOf(ctx), "shard", shard, "leader", leader.ID, "err", err)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -379,7 +380,13 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 const (
 	headerRequestID = "X-Request-Id"
 	userValueErr    = "boxoffice.err"
+	userValueShard  = "boxoffice.shard"
 )
+
+// requestIDOf is the id requestID gave the request.
+func requestIDOf(ctx *fasthttp.RequestCtx) string {
+	return string(ctx.Request.Header.Peek(headerRequestID))
+}
 
 // requestID gives the request an id: the client's X-Request-Id if it is a
 // valid id, else a new one (this node's id and a counter). It is sent back,
@@ -410,6 +417,9 @@ func (s *Server) logRequest(ctx *fasthttp.RequestCtx, method, path string, start
 		slog.String("request_id", string(ctx.Request.Header.Peek(headerRequestID))),
 		slog.String("method", method), slog.String("path", path), slog.Int("status", status),
 		slog.Duration("took", time.Since(start)),
+	}
+	if shard, ok := ctx.UserValue(userValueShard).(int); ok {
+		attrs = append(attrs, slog.Int("shard", shard))
 	}
 	if by := ctx.Request.Header.Peek(headerForwarded); len(by) > 0 {
 		attrs = append(attrs, slog.String("forwarded_by", string(by)))

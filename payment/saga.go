@@ -192,7 +192,9 @@ func (c *Checkout) Purchase(ctx context.Context, shard int, hold, buyer, payment
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			c.drive(context.Background(), shard, o)
+			// Not the buyer's ctx, which ends with its wait: only its
+			// values (the request id, for the log lines).
+			c.drive(context.WithoutCancel(ctx), shard, o)
 		}()
 		select {
 		case <-done:
@@ -309,8 +311,17 @@ func (c *Checkout) drive(ctx context.Context, shard int, o *boxoffice.Order) {
 		c.fail(shard, o, "declined", 0)
 	default:
 		c.observe("unknown", 0)
-		c.log.Warn("checkout: payment outcome unknown; recovery will resolve it", "order", o.ID, "err", err)
+		c.logger(ctx, shard).Warn("checkout: payment outcome unknown; recovery will resolve it", "order", o.ID, "err", err)
 	}
+}
+
+// logger is the saga's logger for a checkout of shard, with the id of the
+// request it serves, if ctx carries one (a purchase; not a recovery).
+func (c *Checkout) logger(ctx context.Context, shard int) *slog.Logger {
+	if id := boxoffice.RequestID(ctx); id != "" {
+		return c.log.With("shard", shard, "request_id", id)
+	}
+	return c.log.With("shard", shard)
 }
 
 func (c *Checkout) observe(outcome string, seats int) {
@@ -339,7 +350,7 @@ func (c *Checkout) step(shard int, cmd fsm.Command) (fsm.Result, error) {
 func (c *Checkout) complete(shard int, o *boxoffice.Order, chargeRef string) {
 	res, err := c.step(shard, &fsm.CheckoutComplete{Order: o.ID, ChargeRef: chargeRef})
 	if err != nil {
-		c.log.Warn("checkout: complete", "order", o.ID, "err", err)
+		c.log.Warn("checkout: complete", "shard", shard, "order", o.ID, "err", err)
 		return
 	}
 	switch res.Order.State {
@@ -353,7 +364,7 @@ func (c *Checkout) complete(shard int, o *boxoffice.Order, chargeRef string) {
 
 func (c *Checkout) fail(shard int, o *boxoffice.Order, reason string, verify time.Duration) {
 	if _, err := c.step(shard, &fsm.CheckoutFail{Order: o.ID, Reason: reason, VerifyMs: verify.Milliseconds()}); err != nil {
-		c.log.Warn("checkout: fail", "order", o.ID, "err", err)
+		c.log.Warn("checkout: fail", "shard", shard, "order", o.ID, "err", err)
 	}
 }
 
@@ -370,11 +381,11 @@ func (c *Checkout) refund(shard int, o *boxoffice.Order) {
 	ref, err := c.gw.Refund(ctx, key, o.PaymentRef)
 	cancel()
 	if err != nil {
-		c.log.Warn("refund: gateway", "order", o.ID, "err", err)
+		c.log.Warn("refund: gateway", "shard", shard, "order", o.ID, "err", err)
 		return
 	}
 	if _, err := c.step(shard, &fsm.RefundDone{Order: o.ID, RefundRef: ref}); err != nil {
-		c.log.Warn("refund: record", "order", o.ID, "err", err)
+		c.log.Warn("refund: record", "shard", shard, "order", o.ID, "err", err)
 		return
 	}
 	c.observe("refunded", 0)
