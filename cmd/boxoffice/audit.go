@@ -289,8 +289,9 @@ func checkCharges(ctx context.Context, gw boxoffice.PaymentGateway, orders []cli
 }
 
 // readLedger reads an event's state with strong reads: the event and its
-// seat map, every order, every hold, and the seat map again. settled says
-// whether the two seat maps are equal.
+// seat map, every order, every hold, then the seat map and the event again.
+// settled says whether the two seat maps, and the event's two counts, are
+// equal: whether one state was read.
 func readLedger(ctx context.Context, cl *client.Client) func(event string) (l ledger, first, last uint64, settled bool, err error) {
 	ctx = client.WithStrongRead(ctx)
 	return func(event string) (l ledger, first, last uint64, settled bool, err error) {
@@ -337,7 +338,15 @@ func readLedger(ctx context.Context, cl *client.Client) func(event string) (l le
 			return l, 0, 0, false, err
 		}
 		l.Seats = after.Seats
-		return l, first, after.Index, reflect.DeepEqual(before.Seats, after.Seats), nil
+		// The event's counts are read before and after too: a hold that
+		// expired between the first count and the first seat map would
+		// otherwise look like counts that do not add up.
+		ev2, err := cl.GetEvent(ctx, event)
+		if err != nil {
+			return l, 0, 0, false, err
+		}
+		settled = reflect.DeepEqual(before.Seats, after.Seats) && reflect.DeepEqual(ev.Availability, ev2.Availability)
+		return l, first, after.Index, settled, nil
 	}
 }
 
