@@ -1,5 +1,7 @@
 // Command boxoffice is the one binary: a cluster node (serve), a local
-// 3-node cluster for development (local), and tools (token).
+// 3-node cluster for development (local), the operator's commands against
+// any node's HTTP API (cluster, events, audit, demo), the load harness
+// (bench, chaos) and tools (token, payment-sim).
 package main
 
 import (
