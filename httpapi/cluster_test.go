@@ -86,7 +86,9 @@ func TestHoldThroughFollowerIsForwardedAndReplicated(t *testing.T) {
 
 	code, body, hdr := testcluster.DoHeader(follower.HTTPAddr, "POST", "/v1/events/fwd-1/holds", buyer("u1"), `{"seats":["A-1-1","B-10-10"]}`)
 	require.Equal(t, 201, code, "%s", body)
-	assert.Equal(t, leader.ID, hdr.Get("X-Boxoffice-Node"), "the leader answered the forwarded write")
+	assert.Equal(t, follower.ID, hdr.Get("X-Boxoffice-Node"), "the follower answered")
+	assert.Equal(t, leader.ID, hdr.Get("X-Boxoffice-Leader"), "the leader ran the forwarded write")
+	assert.Equal(t, strconv.Itoa(shard), hdr.Get("X-Boxoffice-Shard"))
 	index, err := strconv.ParseUint(hdr.Get("X-Boxoffice-Index"), 10, 64)
 	require.NoError(t, err)
 	h := decode[holdBody](t, body)
