@@ -91,6 +91,10 @@ func TestHoldThroughFollowerIsForwardedAndReplicated(t *testing.T) {
 	assert.Equal(t, strconv.Itoa(shard), hdr.Get("X-Boxoffice-Shard"))
 	index, err := strconv.ParseUint(hdr.Get("X-Boxoffice-Index"), 10, 64)
 	require.NoError(t, err)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		_, _, h := testcluster.DoHeader(follower.HTTPAddr, "GET", path, "", nil)
+		assert.NotEmpty(t, h.Get("X-Boxoffice-Index"), "%s carries the applied index too", path)
+	}
 	h := decode[holdBody](t, body)
 	assert.Equal(t, "u1", h.Buyer)
 	assert.Equal(t, []string{"A-1-1", "B-10-10"}, h.Seats)

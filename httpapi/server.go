@@ -189,12 +189,15 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	switch {
 	case path == "/healthz":
 		s.healthz(ctx)
+		s.stampIndex(ctx)
 		return
 	case path == "/readyz":
 		s.readyz(ctx)
+		s.stampIndex(ctx)
 		return
 	case path == "/metrics":
 		s.scrape(ctx)
+		s.stampIndex(ctx)
 		return
 	case !strings.HasPrefix(path, "/v1/"):
 		writeProblem(ctx, boxoffice.CodeNotFound, "no route "+path)
@@ -212,15 +215,20 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	// still the one that answered.
 	ctx.Response.Header.Set("X-Boxoffice-Node", s.node.ID())
 	s.metrics.observe(ctx, routeLabel(method, parts), start)
-	if len(ctx.Response.Header.Peek("X-Boxoffice-Index")) == 0 {
-		// An answer about several shards, or none: the highest applied
-		// index of this node's shards.
-		var index uint64
-		for i := 0; i < s.node.ShardCount(); i++ {
-			index = max(index, s.node.Store(i).AppliedIndex())
-		}
-		ctx.Response.Header.Set("X-Boxoffice-Index", strconv.FormatUint(index, 10))
+	s.stampIndex(ctx)
+}
+
+// stampIndex gives an answer that has no X-Boxoffice-Index yet (one about
+// several shards, or none) the highest applied index of this node's shards.
+func (s *Server) stampIndex(ctx *fasthttp.RequestCtx) {
+	if len(ctx.Response.Header.Peek("X-Boxoffice-Index")) > 0 {
+		return
 	}
+	var index uint64
+	for i := 0; i < s.node.ShardCount(); i++ {
+		index = max(index, s.node.Store(i).AppliedIndex())
+	}
+	ctx.Response.Header.Set("X-Boxoffice-Index", strconv.FormatUint(index, 10))
 }
 
 type handler func(ctx *fasthttp.RequestCtx)
