@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"boxoffice"
 )
 
 // Routing writes to the leader.
@@ -77,19 +79,7 @@ func (r *router) target(path string) (int, bool) {
 		r.mu.RUnlock()
 		return shard, ok
 	case "holds", "orders":
-		_, rest, ok := strings.Cut(parts[1], "_")
-		if !ok {
-			return 0, false
-		}
-		num, _, ok := strings.Cut(rest, ".")
-		if !ok {
-			return 0, false
-		}
-		shard, err := strconv.Atoi(num)
-		if err != nil || shard < 0 {
-			return 0, false
-		}
-		return shard, true
+		return boxoffice.ShardOfID(parts[1])
 	}
 	return 0, false
 }
