@@ -40,6 +40,26 @@ const (
 	IdempotencyTTLMs     = 24 * 60 * 60 * 1000
 )
 
+// ShardOfID returns the shard named in a hold or order id: the state
+// machine makes them "<kind>_<shard>.<index>.<pos>" from the log, so that
+// any node, and a client, can tell where one lives. ok is false for an id
+// of another shape.
+func ShardOfID(id string) (shard int, ok bool) {
+	_, rest, ok := strings.Cut(id, "_")
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	s, err := strconv.Atoi(num)
+	if err != nil || s < 0 {
+		return 0, false
+	}
+	return s, true
+}
+
 // ValidID reports whether s is a creator-chosen identifier: [A-Za-z0-9._-]{1,64}.
 func ValidID(s string) bool {
 	if len(s) == 0 || len(s) > IDLenMax {

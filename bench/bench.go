@@ -103,6 +103,10 @@ type Config struct {
 	// would spread buyers. With a System, they only name its servers in
 	// the reports.
 	Targets []string
+	// SpreadWrites makes users send writes to the node they start at
+	// (which forwards them to the leader) instead of following the route
+	// hints straight to the leader, as the Go client does by default.
+	SpreadWrites bool
 	// Workload is one of Workloads.
 	Workload string
 	// Events is how many events multi runs at once (others run one).

@@ -189,7 +189,7 @@ func reportData(res *Result) reportView {
 		{"users / ramp", fmt.Sprintf("%d / %.1f s", res.Users, res.RampS)},
 		{"buy probability", fmt.Sprintf("%.2f", res.BuyProbability)},
 		{"maxSeatsPerBuyer / hold TTL", fmt.Sprintf("%d / %.0f s (%s buyer identities used)", res.MaxSeatsPerBuyer, res.HoldTTLS, thousands(res.Identities))},
-		{"seat map refresh", fmt.Sprintf("every %.1f s (%d fetches, %d failed; at most %.2f s old when replaced)", res.SeatMapMaxAgeS, res.SeatMapFetches, res.SeatMapFailures, res.SeatMapAgeMaxS)},
+		{"seat map refresh", fmt.Sprintf("aiming at %.1f s old at most (%d fetches, %d failed; at most %.2f s old when replaced)", res.SeatMapMaxAgeS, res.SeatMapFetches, res.SeatMapFailures, res.SeatMapAgeMaxS)},
 		{"time limit / seed", fmt.Sprintf("%.0f s / %d", res.DurationLimitS, res.Seed)},
 		{"targets", strings.Join(res.Targets, ", ")},
 	}

@@ -35,9 +35,9 @@ func peerRun(t *testing.T, sys System, targets []string, pids []int) *Result {
 	cfg.System, cfg.Targets, cfg.ServerPIDs = sys, targets, pids
 	cfg.Workload = WorkloadRush
 	cfg.Seats, cfg.Users = 2_000, 32
-	cfg.Duration = 60 * time.Second // a bound; it sells out in seconds on a quiet machine
+	cfg.Duration = 3 * time.Minute // a bound; it sells out in seconds on a quiet machine
 	cfg.SeatMapMaxAge = 200 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, cfg)
 	require.NoError(t, err)

@@ -69,7 +69,7 @@ func WriteSummary(w io.Writer, res *Result) {
 		p("  errors          %s: %s", thousands(res.Errors), strings.Join(parts, ", "))
 	}
 	p("  identities      %s buyers (≤ %d seats each)", thousands(res.Identities), res.MaxSeatsPerBuyer)
-	p("  seat map        fetched %d times (%d failed), every %.1f s; at most %.2f s old when replaced",
+	p("  seat map        fetched %d times (%d failed), aiming at %.1f s old at most; at most %.2f s old when replaced",
 		res.SeatMapFetches, res.SeatMapFailures, res.SeatMapMaxAgeS, res.SeatMapAgeMaxS)
 	p("  latency (ms)    %9s %8s %8s %8s %8s %8s   (every call, conflicts included)", "count", "p50", "p90", "p99", "p99.9", "max")
 	for _, name := range opNames {

@@ -94,10 +94,14 @@ func (c *seatCache) fetch(ctx context.Context, strong bool) error {
 	return nil
 }
 
-// run refreshes the map every maxAge (or as soon as a slow fetch ends)
-// until stop is closed or ctx is done.
+// run refreshes the map until stop is closed or ctx is done, so that a
+// map is replaced by the time it is maxAge old: a map is as old as the
+// start of its fetch, and is replaced at the end of the next fetch, so the
+// next fetch starts maxAge − 2 × (the last fetch's duration) after the last
+// one ended (at once when fetches take over maxAge/2: then the maps get
+// older than maxAge, and the report says by how much).
 func (c *seatCache) run(ctx context.Context, stop <-chan struct{}) {
-	t := time.NewTicker(c.maxAge)
+	t := time.NewTimer(c.maxAge)
 	defer t.Stop()
 	for {
 		select {
@@ -107,7 +111,10 @@ func (c *seatCache) run(ctx context.Context, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if err := c.fetch(ctx, false); err == nil && c.onEmpty != nil {
+		start := time.Now()
+		err := c.fetch(ctx, false)
+		t.Reset(max(0, c.maxAge-2*time.Since(start)))
+		if err == nil && c.onEmpty != nil {
 			if s := c.cur.Load(); len(s.Free) == 0 {
 				c.onEmpty(ctx)
 			}

@@ -109,6 +109,7 @@ func newBoxofficeSystem(cfg Config, runID string) (*boxofficeSystem, error) {
 		cc := client.DefaultConfig()
 		cc.Nodes = append(append([]string(nil), cfg.Targets[i:]...), cfg.Targets[:i]...)
 		cc.Token = cfg.Token
+		cc.SpreadWrites = cfg.SpreadWrites
 		cc.ConnsPerNodeMax = max(cc.ConnsPerNodeMax, cfg.Users)
 		cc.IdleConnsPerNodeMax = min(max(cc.IdleConnsPerNodeMax, cfg.Users), cc.ConnsPerNodeMax)
 		cl, err := client.New(cc)

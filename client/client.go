@@ -99,6 +99,11 @@ type Config struct {
 	IdleConnsPerNodeMax int
 	// ResponseBytesMax bounds an answer body (a 200,000-seat map is ~12 MB).
 	ResponseBytesMax int64
+	// SpreadWrites sends writes and strong reads to the node the client
+	// sticks to, like every other call, instead of straight to the leader
+	// of their shard (route.go): the nodes forward them. For tests of
+	// forwarding, and load that must reach every node.
+	SpreadWrites bool
 }
 
 // DefaultConfig returns defaults for everything but Nodes and Token.
@@ -189,6 +194,7 @@ type Client struct {
 	token string
 	http  *http.Client
 	sel   *selector
+	route *router
 	// sleep waits d or until ctx is done; tests replace it to observe the
 	// waits without taking them.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -224,14 +230,30 @@ func New(cfg Config) (*Client, error) {
 		ForceAttemptHTTP2:     false,
 		ExpectContinueTimeout: 0,
 	}
-	return &Client{
+	c := &Client{
 		cfg:   cfg,
 		nodes: nodes,
 		token: cfg.Token,
 		http:  &http.Client{Transport: tr},
 		sel:   &selector{},
 		sleep: sleepCtx,
-	}, nil
+	}
+	c.route = newRouter(c.discoverNodes)
+	return c, nil
+}
+
+// discoverNodes asks each node whose id the client does not know yet for it
+// (GET /healthz names the node), so that route hints can name it.
+func (c *Client) discoverNodes() {
+	for i, node := range c.nodes {
+		if c.route.known(i) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+		r := c.try(ctx, node, http.MethodGet, "/healthz", nil, "", nil)
+		cancel()
+		c.route.learn(i, "/healthz", r.node, "", "")
+	}
 }
 
 // WithToken returns a copy of c that sends tok, sharing c's connections and
@@ -364,14 +386,27 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (int,
 	}
 	n := len(c.nodes)
 	i := c.sel.current(n)
+	hinted := false
+	if !c.cfg.SpreadWrites && (method != http.MethodGet || strongRead(ctx)) {
+		if j, ok := c.route.start(path); ok && j < n {
+			i, hinted = j, true
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		r := c.try(ctx, c.nodes[i], method, path, body, key, out)
+		c.route.learn(i, path, r.node, r.shard, r.leader)
 		if r.err == nil {
 			return r.status, nil
 		}
 		err := fmt.Errorf("%s %s at %s: %w", method, path, c.nodes[i], r.err)
 		if !r.retry || ctx.Err() != nil {
 			return r.status, err
+		}
+		if hinted {
+			// The leader it named failed the call: forget the hint and
+			// go on as without one.
+			c.route.forget(path)
+			hinted = false
 		}
 		i = c.sel.failed(i, n)
 		if attempt >= c.cfg.MaxAttempts {
@@ -417,6 +452,8 @@ type result struct {
 	retry      bool          // another try (at the next node) may succeed
 	connErr    bool          // no answer came: connection or transport failure
 	retryAfter time.Duration // the node's Retry-After, uncapped
+	// Route hints of the answer (route.go).
+	node, shard, leader string
 }
 
 // try sends the call once to node.
@@ -449,23 +486,26 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 		return result{err: err, retry: true, connErr: true}
 	}
 	defer resp.Body.Close()
+	r := result{status: resp.StatusCode, node: resp.Header.Get(headerNode), shard: resp.Header.Get(headerShard), leader: resp.Header.Get(headerLeader)}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.ResponseBytesMax+1))
 	if err != nil {
-		return result{status: resp.StatusCode, err: fmt.Errorf("read answer: %w", err), retry: true, connErr: true}
+		r.err, r.retry, r.connErr = fmt.Errorf("read answer: %w", err), true, true
+		return r
 	}
 	if int64(len(b)) > c.cfg.ResponseBytesMax {
-		return result{status: resp.StatusCode, err: fmt.Errorf("answer larger than ResponseBytesMax (%d bytes)", c.cfg.ResponseBytesMax)}
+		r.err = fmt.Errorf("answer larger than ResponseBytesMax (%d bytes)", c.cfg.ResponseBytesMax)
+		return r
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if out != nil && resp.StatusCode != http.StatusNoContent {
 			if err := json.Unmarshal(b, out); err != nil {
-				return result{status: resp.StatusCode, err: fmt.Errorf("decode %d answer: %w", resp.StatusCode, err)}
+				r.err = fmt.Errorf("decode %d answer: %w", resp.StatusCode, err)
 			}
 		}
-		return result{status: resp.StatusCode}
+		return r
 	}
 	e := parseProblem(resp.StatusCode, resp.Header.Get("Content-Type"), b)
-	r := result{status: resp.StatusCode, err: e, retry: e.Retryable}
+	r.err, r.retry = e, e.Retryable
 	if e.Retryable {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}

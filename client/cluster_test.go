@@ -2,7 +2,10 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -346,4 +349,72 @@ func TestStoppedNodeIsSkipped(t *testing.T) {
 	st, err := admin.Cluster(ctx)
 	require.NoError(t, err)
 	assert.NotEqual(t, c.Members[1].ID, st.Node, "a stopped node does not answer")
+}
+
+// relayed is a node's count of writes it forwarded to a leader and relayed
+// the answer of (its /metrics).
+func relayed(t *testing.T, m *testcluster.Member) int {
+	t.Helper()
+	code, body, _ := testcluster.DoHeader(m.HTTPAddr, "GET", "/metrics", "", nil)
+	require.Equal(t, 200, code)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, `boxoffice_forwards_total{outcome="relayed"} `) {
+			n, err := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			require.NoError(t, err)
+			return int(n)
+		}
+	}
+	return 0
+}
+
+// TestWritesGoToTheLeaderWithoutForwarding: a client that starts at a
+// follower learns the leader from the answers' route hints and sends the
+// rest of its writes there, so no node forwards them.
+func TestWritesGoToTheLeaderWithoutForwarding(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	shard := c.ShardOf("route-1")
+	follower := c.Follower(shard)
+	nodes := []string{"http://" + follower.HTTPAddr}
+	for _, m := range c.Members {
+		if m != follower {
+			nodes = append(nodes, "http://"+m.HTTPAddr)
+		}
+	}
+	org := newClient(t, nodes, testcluster.Token("org1", httpapi.RoleOrganiser))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := org.CreateEvent(ctx, testEvent("route-1"))
+	require.NoError(t, err)
+
+	u := org.WithToken(buyer("u1"))
+	_, err = u.Hold(ctx, "route-1", client.HoldRequest{Seats: []string{"A-1-1"}})
+	require.NoError(t, err)
+	// The ids of the other nodes are looked up in the background: wait
+	// until a write no longer goes through the follower.
+	before := relayed(t, follower)
+	seat := 2
+	require.Eventually(t, func() bool {
+		n := relayed(t, follower)
+		h, err := u.Hold(ctx, "route-1", client.HoldRequest{Seats: []string{fmt.Sprintf("A-1-%d", seat)}})
+		require.NoError(t, err)
+		_, err = u.Release(ctx, h.ID)
+		require.NoError(t, err)
+		seat++
+		return relayed(t, follower) == n
+	}, 30*time.Second, 10*time.Millisecond)
+
+	was := map[string]int{}
+	for _, m := range c.Members {
+		was[m.ID] = relayed(t, m)
+	}
+	for i := 1; i <= 5; i++ {
+		h, err := u.Hold(ctx, "route-1", client.HoldRequest{Seats: []string{fmt.Sprintf("B-1-%d", i)}})
+		require.NoError(t, err)
+		_, err = u.Purchase(ctx, h.ID, "pm_card_visa")
+		require.NoError(t, err)
+	}
+	for _, m := range c.Members {
+		assert.Equal(t, was[m.ID], relayed(t, m), "%s forwarded none of the holds and purchases", m.ID)
+	}
+	assert.GreaterOrEqual(t, before, 1, "the first writes went through the follower")
 }

@@ -136,6 +136,34 @@ func BenchmarkApplyHoldBatch64(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perEntry), "ns/hold")
 }
 
+// BenchmarkApplyIdempotentHoldBatch64: BenchmarkApplyHoldBatch64 with every
+// hold wrapped, as clients send them, with a new Idempotency-Key of its
+// buyer: the look-up of the key (absent) and the record written. A buyer
+// makes 4 holds.
+func BenchmarkApplyIdempotentHoldBatch64(b *testing.B) {
+	const perEntry = 64
+	holds, events := benchHolds(b.N * perEntry)
+	s, index := benchStore(b, events)
+	hash := make([]byte, IdempotencyHashLen)
+	entries := make([]Entry, b.N)
+	for i := range entries {
+		cmds := make([]Command, perEntry)
+		for j := range cmds {
+			// A buyer holds 4 × 2 seats (the limit is 8), with a key each.
+			h := holds[i*perEntry+j]
+			h.Buyer = fmt.Sprintf("u%d", (i*perEntry+j)/4)
+			cmds[j] = &Idempotent{Subject: h.Buyer, Key: fmt.Sprintf("key-%d-%d", i, j), Hash: hash, Command: h}
+		}
+		entries[i] = entryOf(index+1+uint64(i), 2000+int64(i), cmds...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		mustApply(b, s, entries[i:i+1])
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perEntry), "ns/hold")
+}
+
 // BenchmarkEncodeHold: the encoding of one 2-seat hold command.
 func BenchmarkEncodeHold(b *testing.B) {
 	h := &Hold{Event: "arena-2026-12-01", Buyer: "user-123456", Seats: []string{"S7-42-17", "S7-42-18"}}

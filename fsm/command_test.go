@@ -336,3 +336,32 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// A varint has one encoding: the shortest. Over-long forms (which
+// binary.Uvarint accepts) are refused, so no command has two encodings.
+func TestDecodeRefusesOverLongVarints(t *testing.T) {
+	for _, tc := range []struct {
+		in   []byte
+		want uint64
+		ok   bool
+	}{
+		{[]byte{0x00}, 0, true},
+		{[]byte{0x7f}, 127, true},
+		{[]byte{0x80, 0x01}, 128, true},
+		{[]byte{0x80, 0x00}, 0, false},
+		{[]byte{0xff, 0x80, 0x00}, 0, false},
+		{[]byte{0x81, 0x80, 0x80, 0x00}, 0, false},
+	} {
+		r := reader{b: tc.in}
+		got := r.uvarint()
+		if tc.ok {
+			require.NoError(t, r.err, "% x", tc.in)
+			require.Equal(t, tc.want, got)
+		} else {
+			require.ErrorIs(t, r.err, errMalformed, "% x", tc.in)
+		}
+		r = reader{b: tc.in}
+		r.varint()
+		require.Equal(t, tc.ok, r.err == nil, "varint % x", tc.in)
+	}
+}

@@ -64,9 +64,14 @@ func (r *reader) u8() uint8 {
 	return v
 }
 
+// A varint must be in its shortest form: binary.Uvarint also takes
+// over-long ones (a last byte of 0, as in 0x80 0x00 for 0), which would give
+// one command several encodings. A strict decoder refuses them.
+func canonicalVarint(b []byte, n int) bool { return n == 1 || n > 1 && b[n-1] != 0 }
+
 func (r *reader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
+	if n <= 0 || !canonicalVarint(r.b, n) {
 		r.fail()
 		return 0
 	}
@@ -76,7 +81,7 @@ func (r *reader) uvarint() uint64 {
 
 func (r *reader) varint() int64 {
 	v, n := binary.Varint(r.b)
-	if n <= 0 {
+	if n <= 0 || !canonicalVarint(r.b, n) {
 		r.fail()
 		return 0
 	}

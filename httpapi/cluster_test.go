@@ -86,9 +86,15 @@ func TestHoldThroughFollowerIsForwardedAndReplicated(t *testing.T) {
 
 	code, body, hdr := testcluster.DoHeader(follower.HTTPAddr, "POST", "/v1/events/fwd-1/holds", buyer("u1"), `{"seats":["A-1-1","B-10-10"]}`)
 	require.Equal(t, 201, code, "%s", body)
-	assert.Equal(t, leader.ID, hdr.Get("X-Boxoffice-Node"), "the leader answered the forwarded write")
+	assert.Equal(t, follower.ID, hdr.Get("X-Boxoffice-Node"), "the follower answered")
+	assert.Equal(t, leader.ID, hdr.Get("X-Boxoffice-Leader"), "the leader ran the forwarded write")
+	assert.Equal(t, strconv.Itoa(shard), hdr.Get("X-Boxoffice-Shard"))
 	index, err := strconv.ParseUint(hdr.Get("X-Boxoffice-Index"), 10, 64)
 	require.NoError(t, err)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		_, _, h := testcluster.DoHeader(follower.HTTPAddr, "GET", path, "", nil)
+		assert.NotEmpty(t, h.Get("X-Boxoffice-Index"), "%s carries the applied index too", path)
+	}
 	h := decode[holdBody](t, body)
 	assert.Equal(t, "u1", h.Buyer)
 	assert.Equal(t, []string{"A-1-1", "B-10-10"}, h.Seats)

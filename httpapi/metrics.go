@@ -62,7 +62,7 @@ func NewMetrics() *Metrics {
 		Name: "boxoffice_problems_total", Help: "Problem answers by code (seat_unavailable counts conflicts).",
 	}, []string{"code"})
 	m.forwards = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "boxoffice_forwards_total", Help: "Writes forwarded to a shard leader, by outcome (relayed, retried, unknown).",
+		Name: "boxoffice_forwards_total", Help: "Writes forwarded to a shard leader, by outcome (relayed; not_leader: tried again; unreachable).",
 	}, []string{"outcome"})
 	m.forwardedIn = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "boxoffice_forwarded_in_total", Help: "Writes another node forwarded to this one.",

@@ -189,12 +189,15 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	switch {
 	case path == "/healthz":
 		s.healthz(ctx)
+		s.stampIndex(ctx)
 		return
 	case path == "/readyz":
 		s.readyz(ctx)
+		s.stampIndex(ctx)
 		return
 	case path == "/metrics":
 		s.scrape(ctx)
+		s.stampIndex(ctx)
 		return
 	case !strings.HasPrefix(path, "/v1/"):
 		writeProblem(ctx, boxoffice.CodeNotFound, "no route "+path)
@@ -208,16 +211,24 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	route(ctx)
+	// A forwarded answer arrives with the leader's headers: this node is
+	// still the one that answered.
+	ctx.Response.Header.Set("X-Boxoffice-Node", s.node.ID())
 	s.metrics.observe(ctx, routeLabel(method, parts), start)
-	if len(ctx.Response.Header.Peek("X-Boxoffice-Index")) == 0 {
-		// An answer about several shards, or none: the highest applied
-		// index of this node's shards.
-		var index uint64
-		for i := 0; i < s.node.ShardCount(); i++ {
-			index = max(index, s.node.Store(i).AppliedIndex())
-		}
-		ctx.Response.Header.Set("X-Boxoffice-Index", strconv.FormatUint(index, 10))
+	s.stampIndex(ctx)
+}
+
+// stampIndex gives an answer that has no X-Boxoffice-Index yet (one about
+// several shards, or none) the highest applied index of this node's shards.
+func (s *Server) stampIndex(ctx *fasthttp.RequestCtx) {
+	if len(ctx.Response.Header.Peek("X-Boxoffice-Index")) > 0 {
+		return
 	}
+	var index uint64
+	for i := 0; i < s.node.ShardCount(); i++ {
+		index = max(index, s.node.Store(i).AppliedIndex())
+	}
+	ctx.Response.Header.Set("X-Boxoffice-Index", strconv.FormatUint(index, 10))
 }
 
 type handler func(ctx *fasthttp.RequestCtx)
@@ -320,6 +331,20 @@ func (s *Server) setIndex(ctx *fasthttp.RequestCtx, shard int) {
 	ctx.Response.Header.Set("X-Boxoffice-Index", strconv.FormatUint(s.node.Store(shard).AppliedIndex(), 10))
 }
 
+// Route hints on the answer to a write, for clients that send writes
+// straight to the leader (the Go client does): the shard the write went to
+// and the id of the node that led it. A forwarding node relays them as the
+// leader set them; X-Boxoffice-Node is always the node that answered.
+const (
+	headerShard  = "X-Boxoffice-Shard"
+	headerLeader = "X-Boxoffice-Leader"
+)
+
+func (s *Server) setRoute(ctx *fasthttp.RequestCtx, shard int) {
+	ctx.Response.Header.Set(headerShard, strconv.Itoa(shard))
+	ctx.Response.Header.Set(headerLeader, s.node.ID())
+}
+
 // write runs fn on the shard's leader: here if this node leads it, else by
 // forwarding the request there. During an election it waits up to
 // LeaderWait for a leader, then answers 503 no_leader.
@@ -346,6 +371,7 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 			if err != nil {
 				writeError(ctx, err)
 			}
+			s.setRoute(ctx, shard)
 			return
 		}
 		if forwarded(ctx) {

@@ -146,16 +146,8 @@ func (n *Node) ShardOfEvent(eventID string) int { return ShardOf(eventID, len(n.
 // ShardOfID returns the shard named in a hold or order id
 // ("h_<shard>.<index>.<pos>"), which fsm derives from the log.
 func (n *Node) ShardOfID(id string) (int, bool) {
-	_, rest, ok := strings.Cut(id, "_")
-	if !ok {
-		return 0, false
-	}
-	num, _, ok := strings.Cut(rest, ".")
-	if !ok {
-		return 0, false
-	}
-	s, err := strconv.Atoi(num)
-	if err != nil || s < 0 || s >= len(n.shards) {
+	s, ok := boxoffice.ShardOfID(id)
+	if !ok || s >= len(n.shards) {
 		return 0, false
 	}
 	return s, true

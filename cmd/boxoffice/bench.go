@@ -52,6 +52,7 @@ type benchFlags struct {
 	shards     int
 	serverPIDs []int
 	keepData   bool
+	spread     bool
 	noProgress bool
 	payLatency time.Duration
 	// payLatencySet: --payment-latency was given (else serve's default).
@@ -128,6 +129,7 @@ the ratios; --json then holds every system's result.`,
 	fl.IntVar(&f.shards, "shards", 4, "local cluster: number of shards")
 	fl.IntSliceVar(&f.serverPIDs, "server-pids", nil, "with --target: pids of server processes on this machine whose CPU to measure")
 	fl.BoolVar(&f.keepData, "keep-data", false, "local cluster: keep its data dir and logs")
+	fl.BoolVar(&f.spread, "spread-writes", false, "boxoffice: users send writes to the node they start at, which forwards them, instead of straight to the shard's leader")
 	fl.DurationVar(&f.payLatency, "payment-latency", payment.DefaultSimConfig().LatencyMedian, "local cluster: the simulated gateway's median latency (serve --payment-latency); peers: their simulated charge's")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no live progress line on stderr")
 	return c
@@ -290,6 +292,12 @@ func benchSystem(ctx context.Context, f benchFlags, name string, cfg bench.Confi
 		defer func() { lc.stop(stderr, keep()) }()
 		secret = lc.secret
 		cfg.Targets, cfg.ServerPIDs, cfg.ServerNames = lc.urls(), lc.pids(), lc.names
+	}
+	cfg.SpreadWrites = f.spread
+	if f.spread {
+		cfg.Notes = append(cfg.Notes, "writes spread over the nodes (followers forward them)")
+	} else {
+		cfg.Notes = append(cfg.Notes, "writes straight to the shard's leader (the client's route hints)")
 	}
 	cfg.Mint = func(subject, role string) (string, error) {
 		return httpapi.MintToken([]byte(secret), subject, httpapi.Role(role), 24*time.Hour)

@@ -31,7 +31,7 @@ const failedStartsMax = 100_000
 //     cannot be told from a new one: they are counted per try, apart.
 //   - Failover needs, per shard, who acknowledged writes when: the 2xx
 //     answers to writes, with the leader that committed them
-//     (X-Boxoffice-Node), kept as runs of consecutive acks by one leader.
+//     (X-Boxoffice-Leader), kept as runs of consecutive acks by one leader.
 type Meter struct {
 	shards int
 

@@ -28,8 +28,9 @@ type Exchange struct {
 	// Status is the answer's status; 0 when no whole answer came (the node
 	// could not be reached, or the connection broke).
 	Status int
-	// Node is the answer's X-Boxoffice-Node: for a write, the leader that
-	// committed it (a follower relays its leader's answer whole).
+	// Node is, for a write, the leader that committed it: the answer's
+	// X-Boxoffice-Leader (a follower relays its leader's); for others the
+	// node that answered (X-Boxoffice-Node).
 	Node string
 	// Replayed is true for an answer replayed for its Idempotency-Key.
 	Replayed bool
@@ -173,6 +174,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		abort(err)
 	}
 	ex.Status = resp.StatusCode
-	ex.Node = resp.Header.Get("X-Boxoffice-Node")
+	ex.Node = resp.Header.Get("X-Boxoffice-Leader")
+	if ex.Node == "" {
+		ex.Node = resp.Header.Get("X-Boxoffice-Node")
+	}
 	ex.Replayed = strings.EqualFold(resp.Header.Get("Idempotent-Replayed"), "true")
 }

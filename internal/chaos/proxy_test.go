@@ -39,6 +39,7 @@ func TestProxyRelaysAndRecords(t *testing.T) {
 	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Boxoffice-Node", "n2")
+		w.Header().Set("X-Boxoffice-Leader", "n3")
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.WriteHeader(http.StatusCreated)
 		io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("Authorization")+" "+string(b))
@@ -69,7 +70,7 @@ func TestProxyRelaysAndRecords(t *testing.T) {
 	assert.Equal(t, "/v1/events/ev/holds?x=1", ex.Path)
 	assert.Equal(t, "key-1", ex.Key)
 	assert.Equal(t, 201, ex.Status)
-	assert.Equal(t, "n2", ex.Node)
+	assert.Equal(t, "n3", ex.Node, "the leader that ran the write")
 	assert.True(t, ex.Replayed)
 	assert.Empty(t, ex.Err)
 	assert.False(t, ex.End.Before(ex.Start))
