@@ -110,6 +110,11 @@ func (s *Server) devSignIn(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, boxoffice.CodeNotFound, "no route POST /dev/sign-in (the server was not started with --dev-sign-in)")
 		return
 	}
+	if ctx.IsGet() {
+		// The page asks, to show its sign-in form.
+		writeJSON(ctx, fasthttp.StatusOK, map[string]bool{"enabled": true})
+		return
+	}
 	if !ctx.IsPost() {
 		writeProblem(ctx, boxoffice.CodeNotFound, "no route "+string(ctx.Method())+" /dev/sign-in")
 		return

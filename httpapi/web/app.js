@@ -87,8 +87,8 @@
   async function initSignIn() {
     // /dev/sign-in answers 404 unless the server runs with --dev-sign-in.
     try {
-      const r = await fetch('/dev/sign-in', { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });
-      $('#dev-sign-in-form').hidden = r.status === 404;
+      const r = await fetch('/dev/sign-in');
+      $('#dev-sign-in-form').hidden = !r.ok;
     } catch (e) { /* stays hidden */ }
     $('#dev-sign-in-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
