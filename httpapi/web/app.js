@@ -166,7 +166,7 @@
   const FREE_COLORS = ['#34a873', '#2a9d8f', '#5fb34a', '#3c8dbc', '#26a69a', '#7cb342'];
   const COLORS = { held: '#f0a030', sold: '#9aa0ab', picked: '#2563eb', mine: '#9333ea' };
   const GAP = 4;        // seat units between sections
-  const SEAT_ZOOM = 6;  // pixels per seat from which seats are drawn one by one
+  const SEAT_ZOOM = 4;  // pixels per seat from which seats are drawn one by one
 
   // SeatMap holds an event's layout, the state of every seat, and draws it.
   class SeatMap {
@@ -198,10 +198,22 @@
       this.pending = false;
     }
 
-    // layoutGrid places the sections in a grid of columns, in their order.
+    // layoutGrid places the sections in a grid of columns, in their order,
+    // with the number of columns that draws the whole venue largest.
     layoutGrid() {
-      const n = this.sections.length;
-      const cols = Math.max(1, Math.ceil(Math.sqrt(n * 1.6)));
+      let best = null;
+      for (let cols = 1; cols <= this.sections.length; cols++) {
+        const g = this.grid(cols);
+        const scale = Math.min(this.canvas.width / g.w, this.canvas.height / g.h);
+        if (!best || scale > best.scale) best = { cols, scale };
+      }
+      const g = this.grid(best.cols);
+      this.sections.forEach((s, i) => { s.x = g.xs[i]; s.y = g.ys[i]; });
+      this.worldW = g.w;
+      this.worldH = g.h;
+    }
+
+    grid(cols) {
       const colW = [], rowH = [];
       this.sections.forEach((s, i) => {
         const c = i % cols, r = Math.floor(i / cols);
@@ -211,13 +223,13 @@
       const colX = [GAP], rowY = [GAP];
       for (let c = 1; c < colW.length; c++) colX[c] = colX[c - 1] + colW[c - 1] + GAP;
       for (let r = 1; r < rowH.length; r++) rowY[r] = rowY[r - 1] + rowH[r - 1] + GAP;
+      const xs = [], ys = [];
       this.sections.forEach((s, i) => {
         const c = i % cols, r = Math.floor(i / cols);
-        s.x = colX[c] + Math.floor((colW[c] - s.per) / 2);
-        s.y = rowY[r];
+        xs.push(colX[c] + Math.floor((colW[c] - s.per) / 2));
+        ys.push(rowY[r]);
       });
-      this.worldW = colX[colW.length - 1] + colW[colW.length - 1] + GAP;
-      this.worldH = rowY[rowH.length - 1] + rowH[rowH.length - 1] + GAP;
+      return { xs, ys, w: colX[colW.length - 1] + colW[colW.length - 1] + GAP, h: rowY[rowH.length - 1] + rowH[rowH.length - 1] + GAP };
     }
 
     fit() { this.zoomTo(0, 0, this.worldW, this.worldH); }
@@ -509,11 +521,11 @@
     t.textContent = '';
     const names = new Map(ev.categories.map((c) => [c.id, c]));
     const head = t.insertRow();
-    ['Category', 'Price', 'Free', 'Sold'].forEach((h) => { const th = document.createElement('th'); th.textContent = h; head.appendChild(th); });
+    ['Category', 'Price', 'Free', 'Held', 'Sold'].forEach((h) => { const th = document.createElement('th'); th.textContent = h; head.appendChild(th); });
     for (const a of ev.availability || []) {
       const r = t.insertRow();
       const c = names.get(a.id) || { name: a.id, priceCents: 0 };
-      [c.name, money(c.priceCents), a.free.toLocaleString(), a.sold.toLocaleString()].forEach((v) => { r.insertCell().textContent = v; });
+      [c.name, money(c.priceCents), a.free.toLocaleString(), a.held.toLocaleString(), a.sold.toLocaleString()].forEach((v) => { r.insertCell().textContent = v; });
     }
   }
 
