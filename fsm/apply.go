@@ -184,6 +184,9 @@ func (a *applier) seatChanged(k []byte, state boxoffice.SeatState, expiresAtMs i
 	} else {
 		event = string(ev)
 	}
+	if a.changes == nil {
+		a.changes = make([]SeatChange, 0, 16) // a hold's seats without regrowing
+	}
 	a.changes = append(a.changes, SeatChange{Event: event, Seat: int32(seatIndexOf(k)), State: state, ExpiresAtMs: expiresAtMs})
 }
 
