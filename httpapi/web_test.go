@@ -241,7 +241,43 @@ func TestWebPage(t *testing.T) {
 			// The loser's map shows the seat taken, from the feed.
 			waitJS(t, p, `window.boxoffice.seatState("A-2-3") === "held"`, time.Minute)
 		}
-		assert.Equal(t, 1, winners, "exactly one buyer holds the seat")
+		require.Equal(t, 1, winners, "exactly one buyer holds the seat")
+
+		// The winner pays, and finds the order under My orders.
+		winner := alice
+		if eval[string](t, bob, `window.boxoffice.holdState()`) == "active" {
+			winner = bob
+		}
+		run(t, winner, chromedp.Click("#pay-btn", chromedp.NodeEnabled))
+		waitJS(t, winner, `window.boxoffice.holdState() === "paid"`, time.Minute)
+		assert.Equal(t, "sold", seatState(t, winner, "A-2-3"))
+		run(t, winner, chromedp.Navigate(base(c.Members[0])+"/#/orders"))
+		waitJS(t, winner, `document.querySelector("#orders tbody").textContent.includes("A-2-3")`, time.Minute)
+		assert.Contains(t, eval[string](t, winner, `document.querySelector("#orders tbody").textContent`), "paid")
+	})
+
+	t.Run("an organiser creates an event and buyers find it", func(t *testing.T) {
+		p := newPage(t, b)
+		signIn(t, p, base(c.Members[2]), "org7", "organiser")
+		run(t, p,
+			chromedp.Navigate(base(c.Members[2])+"/#/organiser"),
+			chromedp.WaitVisible("#create-form"),
+			chromedp.SendKeys(`#create-form input[name="id"]`, "web-created"),
+			chromedp.SendKeys(`#create-form input[name="name"]`, "Organised in the browser"),
+			chromedp.SendKeys(`#create-form input[name="location"]`, "Leipzig"),
+			chromedp.Click(`#create-form button[type="submit"]`),
+		)
+		// The page goes to the new event's map.
+		waitJS(t, p, `location.hash === "#/event/web-created" && window.boxoffice.ready()`, time.Minute)
+		assert.Equal(t, "free", seatState(t, p, "C-10-40"), "the form's default sections: C has 10 rows of 40")
+		assert.Equal(t, "null", eval[string](t, p, `String(window.boxoffice.seatState("C-11-1"))`), "no such seat")
+
+		// A buyer's search lists it.
+		q := newPage(t, b)
+		run(t, q, chromedp.Navigate(base(c.Members[0])+"/#/"), chromedp.WaitVisible("#search-form"),
+			chromedp.SendKeys("#search-q", "in the browser"), chromedp.Click(`#search-form button`))
+		waitJS(t, q, `document.querySelector('#event-list a[href="#/event/web-created"]') !== null`, time.Minute)
+		assert.Equal(t, 1, eval[int](t, q, `document.querySelectorAll("#event-list li").length`), "the search finds only it")
 	})
 
 	t.Run("a seat sold elsewhere turns sold on screen within a second", func(t *testing.T) {

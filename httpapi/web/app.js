@@ -705,6 +705,14 @@
       if (f.get('location')) body.location = f.get('location');
       if (f.get('startsAt')) body.startsAt = new Date(f.get('startsAt')).toISOString();
       const created = await api('POST', '/v1/events', body, { idempotencyKey: newKey(), tries: 4 });
+      // This node may be a follower that has not applied the new event
+      // yet: its map and change stream are read locally, so wait for it.
+      for (let i = 0; i < 50; i++) {
+        try { await api('GET', '/v1/events/' + encodeURIComponent(created.id)); break; } catch (e) {
+          if (e.code !== 'event_not_found') throw e;
+          await sleep(100);
+        }
+      }
       say('Created ' + created.id, false);
       location.hash = '#/event/' + created.id;
     } catch (e) { fail(e); }
