@@ -148,7 +148,7 @@
         a.href = '#/event/' + e.id;
         a.textContent = e.name;
         li.appendChild(a);
-        const meta = [e.type, e.location, e.startsAt && new Date(e.startsAt).toLocaleString(), e.capacity + ' seats'].filter(Boolean).join(' · ');
+        const meta = [e.type, e.location, e.startsAt && new Date(e.startsAt).toLocaleString(), e.capacity.toLocaleString() + ' seats'].filter(Boolean).join(' · ');
         li.appendChild(document.createTextNode(' — ' + meta));
         $('#event-list').appendChild(li);
       }
