@@ -244,14 +244,14 @@ func TestWebPage(t *testing.T) {
 		require.Equal(t, 1, winners, "exactly one buyer holds the seat")
 
 		// The winner pays, and finds the order under My orders.
-		winner := alice
+		winner, winnerBase := alice, base(c.Members[0])
 		if eval[string](t, bob, `window.boxoffice.holdState()`) == "active" {
-			winner = bob
+			winner, winnerBase = bob, base(c.Members[1]) // her token is stored for that origin
 		}
 		run(t, winner, chromedp.Click("#pay-btn", chromedp.NodeEnabled))
 		waitJS(t, winner, `window.boxoffice.holdState() === "paid"`, time.Minute)
 		assert.Equal(t, "sold", seatState(t, winner, "A-2-3"))
-		run(t, winner, chromedp.Navigate(base(c.Members[0])+"/#/orders"))
+		run(t, winner, chromedp.Navigate(winnerBase+"/#/orders"))
 		waitJS(t, winner, `document.querySelector("#orders tbody").textContent.includes("A-2-3")`, time.Minute)
 		assert.Contains(t, eval[string](t, winner, `document.querySelector("#orders tbody").textContent`), "paid")
 	})
@@ -366,4 +366,52 @@ func TestWebPage(t *testing.T) {
 		png = get(t, p, chromedp.Screenshot("#seatmap"))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "webpage-seatmap-section.png"), png, 0o644))
 	})
+}
+
+// The page's files: content types, revalidation, and the demo sign-in only
+// when it is enabled.
+func TestWebFiles(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 1, Shards: 1})
+	m := c.Members[0]
+	for path, ct := range map[string]string{
+		"/": "text/html; charset=utf-8", "/ui/app.js": "text/javascript; charset=utf-8",
+		"/ui/style.css": "text/css; charset=utf-8", "/ui/favicon.svg": "image/svg+xml",
+	} {
+		code, body, h := testcluster.DoHeader(m.HTTPAddr, "GET", path, "", nil)
+		require.Equal(t, 200, code, path)
+		assert.NotEmpty(t, body, path)
+		assert.Equal(t, ct, h.Get("Content-Type"), path)
+		assert.Equal(t, "no-cache", h.Get("Cache-Control"), path)
+		etag := h.Get("ETag")
+		require.NotEmpty(t, etag, path)
+		code, _, _ = testcluster.DoHeaderWith(m.HTTPAddr, "GET", path, "", nil, map[string]string{"If-None-Match": etag})
+		assert.Equal(t, 304, code, "%s: unchanged", path)
+	}
+	code, body := c.Do(m, "GET", "/ui/nope.js", "", nil)
+	assert.Equal(t, 404, code)
+	assert.Contains(t, string(body), `"code":"not_found"`)
+	// Without --dev-sign-in there is no sign-in route: no token for anyone.
+	code, body = c.Do(m, "POST", "/dev/sign-in", "", map[string]string{"subject": "mallory", "role": "admin"})
+	assert.Equal(t, 404, code)
+	assert.NotContains(t, string(body), "token")
+	code, _ = c.Do(m, "GET", "/dev/sign-in", "", nil)
+	assert.Equal(t, 404, code)
+}
+
+// With --dev-sign-in, the route mints a working token and checks its input.
+func TestDevSignIn(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 1, Shards: 1, TuneHTTP: func(cfg *httpapi.Config) { cfg.DevSignIn = true }})
+	m := c.Members[0]
+	code, body := c.Do(m, "POST", "/dev/sign-in", "", map[string]string{"subject": "org9", "role": "organiser"})
+	require.Equal(t, 200, code, "%s", body)
+	var out struct{ Token string }
+	require.NoError(t, json.Unmarshal(body, &out))
+	code, body = write(t, m, "POST", "/v1/events", out.Token, testcluster.Event("dev-ev", 1, 1, 2))
+	require.Equal(t, 201, code, "%s", body)
+	assert.Contains(t, string(body), `"organiser":"org9"`)
+	for _, bad := range []map[string]string{{"subject": "no spaces", "role": "buyer"}, {"subject": "u1", "role": "root"}} {
+		code, body = c.Do(m, "POST", "/dev/sign-in", "", bad)
+		assert.Equal(t, 400, code)
+		assert.Contains(t, string(body), `"code":"invalid_argument"`)
+	}
 }
