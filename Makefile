@@ -20,7 +20,7 @@ DURATION  ?= 10m
 CHAOS_DURATION ?= 150s
 COMPOSE   := docker-compose -p boxoffice
 
-.PHONY: run test build deps lint unit stripe-mock peers etcd postgres bench bench-compare bench-go fuzz clean image chaos soak compose-up compose-down
+.PHONY: run test build deps lint unit stripe-mock chromium peers etcd postgres bench bench-compare bench-go fuzz clean image chaos soak compose-up compose-down
 
 ## run: build and start a local 3-node cluster with a 100,000-seat demo event (Ctrl-C stops it)
 run: build
@@ -33,7 +33,8 @@ deps:
 	$(GO) mod download
 
 ## test: vet, staticcheck, every test with the race detector (the bench's peer
-## tests need etcd and PostgreSQL: installed first), and the short chaos round
+## tests need etcd and PostgreSQL, the web page's tests Chromium: installed
+## first), and the short chaos round
 test: deps peers lint unit chaos
 
 lint:
@@ -42,8 +43,14 @@ lint:
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck ./...
 
-unit: stripe-mock
+unit: stripe-mock chromium
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# chromium: Debian's package, which the web page's tests drive headless
+# (httpapi/web_test.go, through chromedp).
+chromium:
+	@test -x /usr/bin/chromium || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
 
 stripe-mock:
 	@test -x $(GOBIN)/stripe-mock || $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
@@ -125,4 +132,4 @@ compose-down:
 	BOXOFFICE_AUTH_SECRET=unused-at-teardown $(COMPOSE) --profile spare down -v
 
 clean:
-	rm -rf bin data build $(BENCH_OUT)
+	rm -rf bin data build artifacts $(BENCH_OUT)

@@ -233,6 +233,8 @@ func newConformance(t *testing.T) *conformance {
 		covered: map[string]bool{},
 		seen:    map[string]map[int]bool{},
 	}
+	// The change stream's body is text (Server-Sent Events).
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 	// Say where and why, without kin-openapi's dump of the whole schema.
 	k.opts.WithCustomSchemaErrorFunc(func(err *openapi3.SchemaError) string {
 		return fmt.Sprintf("at /%s: %s (value %v)", strings.Join(err.JSONPointer(), "/"), err.Reason, err.Value)
@@ -700,6 +702,19 @@ func (k *conformance) testSeats(t *testing.T) {
 		{method: "GET", path: "/v1/events/nope/seats", want: 404, code: "event_not_found"},
 		{method: "GET", path: "/v1/events/conf-seats/seats?status=gone", want: 400, code: "invalid_argument", invalid: true},
 		{method: "GET", path: "/v1/events/conf-seats/seats?consistency=eventual", want: 400, code: "invalid_argument", invalid: true},
+	} {
+		k.do(t, s)
+	}
+
+	// The change stream: a reader from an index this node has not reached
+	// is told to reset, and the stream ends (a live one would not end
+	// within the client's timeout).
+	c := k.must(t, step{method: "GET", path: "/v1/events/conf-seats/changes?from=99999999999", want: 200})
+	assert.Equal(t, "text/event-stream", strings.Split(c.header.Get("Content-Type"), ";")[0])
+	assert.Contains(t, string(c.body), "event: reset\n")
+	for _, s := range []step{
+		{method: "GET", path: "/v1/events/nope/changes", want: 404, code: "event_not_found"},
+		{method: "GET", path: "/v1/events/conf-seats/changes?from=-1", want: 400, code: "invalid_argument", invalid: true},
 	} {
 		k.do(t, s)
 	}

@@ -27,6 +27,7 @@ type applier struct {
 	pos     int    // command position in the entry
 	events  map[string]*eventInfo
 	pending map[string]cachedValue // this batch's writes of cacheable keys
+	changes []SeatChange           // this batch's seat writes, for the feed
 }
 
 func (a *applier) applyEntry(e Entry) ([]Result, error) {
@@ -151,6 +152,13 @@ func (a *applier) set(k, v []byte) error {
 	if cacheableKey(k) {
 		a.pending[string(k)] = cachedValue{v: v, ok: true}
 	}
+	if k[0] == tagSeat {
+		state, expiresAtMs, err := decodeSeatState(v)
+		if err != nil {
+			return fmt.Errorf("seat value written: %w", err)
+		}
+		a.seatChanged(k, state, expiresAtMs)
+	}
 	return a.b.Set(k, v, nil)
 }
 
@@ -158,7 +166,28 @@ func (a *applier) del(k []byte) error {
 	if cacheableKey(k) {
 		a.pending[string(k)] = cachedValue{}
 	}
+	if k[0] == tagSeat {
+		a.seatChanged(k, boxoffice.SeatFree, 0)
+	}
 	return a.b.Delete(k, nil)
+}
+
+// seatChanged records a seat write for the change feed. Every seat write
+// goes through set or del, so the feed misses none. It only appends to a
+// slice that the store publishes after the commit: nothing in apply reads
+// it back.
+func (a *applier) seatChanged(k []byte, state boxoffice.SeatState, expiresAtMs int64) {
+	ev := k[1 : len(k)-5] // seatKey: tag, event, 0, u32
+	event := ""
+	if n := len(a.changes); n > 0 && a.changes[n-1].Event == string(ev) {
+		event = a.changes[n-1].Event // one string for a run of one event's seats
+	} else {
+		event = string(ev)
+	}
+	if a.changes == nil {
+		a.changes = make([]SeatChange, 0, 16) // a hold's seats without regrowing
+	}
+	a.changes = append(a.changes, SeatChange{Event: event, Seat: int32(seatIndexOf(k)), State: state, ExpiresAtMs: expiresAtMs})
 }
 
 func (a *applier) event(id string) (*eventInfo, error) {

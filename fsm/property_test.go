@@ -54,6 +54,7 @@ func runProperty(t *testing.T, seed uint64, entries int) {
 	calls := rand.New(rand.NewPCG(seed, 7)) // sizes of the ApplyEntries calls
 	var stats struct{ ok, rejected, calls int }
 	codes := map[string]int{}
+	follower := &feedFollower{seats: map[string]map[int32]SeatChange{}}
 
 	for done := 0; done < entries; {
 		// One ApplyEntries call of 1..4 entries (mostly one).
@@ -97,6 +98,7 @@ func runProperty(t *testing.T, seed uint64, entries int) {
 		require.Equal(t, g.m.index, s.AppliedIndex(), at)
 		require.Equal(t, g.m.nowMs, s.NowMs(), at)
 		compareSeats(t, s, g.m, at)
+		follower.check(t, s, sortedKeys(g.m.events), at)
 		if stats.calls%10 == 0 || done == entries {
 			compareHoldsOrders(t, s, g.m, at)
 			checkInvariants(t, s)
@@ -163,4 +165,49 @@ func compareHoldsOrders(t *testing.T, s *Store, m *model, at string) {
 		require.NoError(t, err, at)
 		require.Equal(t, ordersOf[b], ids, "%s: orders of %s", at, b)
 	}
+}
+
+// feedFollower rebuilds every event's seat map from the change feed alone,
+// as a live seat map does, and checks it against the store's: a seat write
+// that bypassed the feed would show here.
+type feedFollower struct {
+	cursor uint64
+	seats  map[string]map[int32]SeatChange
+}
+
+func (f *feedFollower) check(t *testing.T, s *Store, events []string, at string) {
+	t.Helper()
+	head := s.Feed().Head()
+	require.Equal(t, s.AppliedIndex(), head, "%s: the feed's head", at)
+	for _, ev := range events {
+		r := s.Feed().Since(f.cursor, ev, 1<<30)
+		require.False(t, r.Reset, "%s: the feed forgot changes after %d", at, f.cursor)
+		if f.seats[ev] == nil {
+			f.seats[ev] = map[int32]SeatChange{}
+		}
+		for _, b := range r.Batches {
+			require.Greater(t, b.Index, f.cursor, at)
+			for _, c := range b.Changes {
+				require.Equal(t, ev, c.Event, at)
+				f.seats[ev][c.Seat] = c
+			}
+		}
+		l, err := s.Layout(ev)
+		require.NoError(t, err, at)
+		seats, err := s.Seats(ev, SeatFilter{})
+		require.NoError(t, err, at)
+		for _, seat := range seats {
+			idx, ok := l.Index(seat.ID)
+			require.True(t, ok, at)
+			want := boxoffice.SeatFree
+			if c, ok := f.seats[ev][int32(idx)]; ok {
+				want = c.State
+				if want == boxoffice.SeatHeld && c.ExpiresAtMs <= s.NowMs() {
+					want = boxoffice.SeatFree // expired by time, as the page counts it
+				}
+			}
+			require.Equal(t, seat.State, want, "%s: seat %s of %s from the feed", at, seat.ID, ev)
+		}
+	}
+	f.cursor = head
 }

@@ -80,6 +80,7 @@ type Store struct {
 
 	events eventCache
 	kv     kvCache // the applier's; see cache.go
+	feed   *Feed   // seat changes of recent batches; see feed.go
 
 	// snaps counts snapshots still open: Raft may be writing one out on its
 	// snapshot goroutine while it asks the FSM goroutine to Restore another
@@ -109,6 +110,7 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.feed = newFeed(s.applied.Load(), s.nowMs.Load())
 	return s, nil
 }
 
@@ -177,6 +179,9 @@ func (s *Store) Close() error {
 
 // AppliedIndex is the highest log index whose effects are in the store.
 func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+// Feed is the shard's change feed: the seats each recent batch changed.
+func (s *Store) Feed() *Feed { return s.feed }
 
 // NowMs is the state machine's clock: the highest stamp it has applied.
 func (s *Store) NowMs() int64 { return s.nowMs.Load() }
@@ -270,6 +275,9 @@ func (s *Store) ApplyEntries(entries []Entry) ([][]Result, error) {
 	s.nowMs.Store(a.nowMs)
 	s.events.commit(a.events)
 	s.kv.commit(a.pending)
+	// After the commit, so that a reader told of a change finds it in a
+	// seat map it reloads.
+	s.feed.publish(a.applied, a.nowMs, a.changes)
 	return results, nil
 }
 
@@ -405,7 +413,11 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	s.events.reset()
 	s.kv.reset()
-	return s.loadMeta()
+	if err := s.loadMeta(); err != nil {
+		return err
+	}
+	s.feed.reset(s.applied.Load(), s.nowMs.Load())
+	return nil
 }
 
 func syncDir(fs vfs.FS, dir string) error {

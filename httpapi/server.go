@@ -14,6 +14,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,17 @@ type Config struct {
 	// without the Raft and payment measurements, which are wired where the
 	// node and the saga are built).
 	Metrics *Metrics
+	// ChangeStreamsMax bounds the open change streams (the web page's live
+	// seat maps) of this node; beyond it a new one is refused with 503.
+	ChangeStreamsMax int
+	// ChangeStreamMax ends a change stream after this long (EventSource
+	// reconnects and resumes), so that none holds a connection forever.
+	ChangeStreamMax time.Duration
+	// ChangeHeartbeat is how often an idle change stream sends a comment.
+	ChangeHeartbeat time.Duration
+	// DevSignIn enables POST /dev/sign-in, which mints a token for anyone:
+	// for a local demo of the web page only, never in production.
+	DevSignIn bool
 }
 
 // DefaultConfig returns defaults for everything but AuthSecret.
@@ -85,6 +97,10 @@ func DefaultConfig() Config {
 		WriteTimeout:    10 * time.Second,
 		LeaderWait:      2 * time.Second,
 		ForwardConnsMax: 512,
+
+		ChangeStreamsMax: 1000,
+		ChangeStreamMax:  5 * time.Minute,
+		ChangeHeartbeat:  15 * time.Second,
 	}
 }
 
@@ -106,6 +122,15 @@ func (c Config) Validate() error {
 	if c.Checkout == nil {
 		errs = append(errs, errors.New("httpapi: Checkout is required"))
 	}
+	if c.ChangeStreamsMax < 1 || c.ChangeStreamsMax > 100_000 {
+		errs = append(errs, fmt.Errorf("httpapi: ChangeStreamsMax %d out of range 1..100000", c.ChangeStreamsMax))
+	}
+	if c.ChangeStreamMax < time.Second || c.ChangeStreamMax > time.Hour {
+		errs = append(errs, fmt.Errorf("httpapi: ChangeStreamMax %s out of range 1s..1h", c.ChangeStreamMax))
+	}
+	if c.ChangeHeartbeat < 100*time.Millisecond || c.ChangeHeartbeat > c.ChangeStreamMax {
+		errs = append(errs, fmt.Errorf("httpapi: ChangeHeartbeat %s out of range 100ms..ChangeStreamMax", c.ChangeHeartbeat))
+	}
 	return errors.Join(errs...)
 }
 
@@ -122,6 +147,11 @@ type Server struct {
 	reqSeq  atomic.Uint64
 	metrics *Metrics
 	scrape  fasthttp.RequestHandler
+
+	assets   map[string]webAsset // the embedded web page
+	streams  atomic.Int64        // open change streams
+	closing  chan struct{}       // closed by Shutdown: change streams end
+	shutOnce sync.Once
 }
 
 // New builds a server for node.
@@ -135,7 +165,12 @@ func New(node Node, cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	s := &Server{node: node, cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
+	s := &Server{node: node, cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, closing: make(chan struct{})}
+	assets, err := loadWebAssets()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: web page: %w", err)
+	}
+	s.assets = assets
 	if err := s.metrics.reg.Register(newNodeCollector(node)); err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
@@ -175,8 +210,12 @@ func New(node Node, cfg Config) (*Server, error) {
 // Serve serves HTTP on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 
-// Shutdown stops accepting connections and waits for open requests.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+// Shutdown stops accepting connections and waits for open requests; open
+// change streams end at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutOnce.Do(func() { close(s.closing) })
+	return s.srv.ShutdownWithContext(ctx)
+}
 
 // Handle routes one request.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
@@ -198,6 +237,12 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	case path == "/metrics":
 		s.scrape(ctx)
 		s.stampIndex(ctx)
+		return
+	case path == "/" || strings.HasPrefix(path, "/ui/"):
+		s.web(ctx, path)
+		return
+	case path == "/dev/sign-in":
+		s.devSignIn(ctx)
 		return
 	case !strings.HasPrefix(path, "/v1/"):
 		writeProblem(ctx, boxoffice.CodeNotFound, "no route "+path)
@@ -264,6 +309,8 @@ func (s *Server) route(method string, p []string) (handler, bool) {
 		return func(c *fasthttp.RequestCtx) { s.updateEvent(c, arg(1)) }, true
 	case is("GET", 3, "events", "*", "seats"):
 		return func(c *fasthttp.RequestCtx) { s.seats(c, arg(1)) }, true
+	case is("GET", 3, "events", "*", "changes"):
+		return func(c *fasthttp.RequestCtx) { s.changes(c, arg(1)) }, true
 	case is("POST", 3, "events", "*", "holds"):
 		return func(c *fasthttp.RequestCtx) { s.hold(c, arg(1)) }, true
 	case is("GET", 3, "events", "*", "holds"):

@@ -134,7 +134,9 @@ func runLocal(ctx context.Context, f localFlags, out io.Writer) error {
 		dir := filepath.Join(f.dataDir, id)
 		args := []string{"serve", "--id", id, "--data-dir", dir,
 			"--http-addr", httpAddr(i), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", f.raftBase+i),
-			"--shards", fmt.Sprint(f.shards), "--payment-gateway", gateway}
+			"--shards", fmt.Sprint(f.shards), "--payment-gateway", gateway,
+			// The web page's sign-in form: this cluster is a local demo.
+			"--dev-sign-in"}
 		if f.pprof != 0 {
 			args = append(args, "--pprof-addr", fmt.Sprintf("127.0.0.1:%d", f.pprof+i))
 		}
@@ -321,6 +323,7 @@ func printLocal(out io.Writer, f localFlags, cl *clusterView, admin, buyer strin
 	}
 	a := httpAddr(0)
 	fmt.Fprintf(out, "\ndemo event %q with %d seats.\n\n", f.demo, f.seats)
+	fmt.Fprintf(out, "web page (live seat map; sign in with any name, --dev-sign-in is on): http://%s/#/event/%s\n\n", a, f.demo)
 	fmt.Fprintf(out, "tokens (valid 30 days):\n  export ADMIN=%s\n  export BUYER=%s\n\n", admin, buyer)
 	fmt.Fprintf(out, "try (any node answers; a follower forwards writes to the leader):\n")
 	fmt.Fprintf(out, "  curl -s http://%s/v1/cluster | head -c 600; echo\n", a)

@@ -30,6 +30,7 @@ import (
 type serveFlags struct {
 	id, dataDir, httpAddr, raftAddr, raftAdvertise, httpAdvertise string
 	bootstrap                                                     bool
+	devSignIn                                                     bool
 	join                                                          string
 	shards                                                        int
 	authSecret                                                    string
@@ -112,6 +113,7 @@ all listed at once.`,
 	fl.BoolVar(&f.sim.Outage, "payment-outage", false, "simulated gateway: fail every call")
 	fl.DurationVar(&f.checkoutLease, "checkout-lease", payment.DefaultConfig().Lease, "how long a checkout keeps its seats while its charge is in flight")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (/debug/pprof/) on this address, apart from the API; off if empty (keep it on loopback or an admin network)")
+	fl.BoolVar(&f.devSignIn, "dev-sign-in", false, "serve POST /dev/sign-in, which gives ANYONE a token for any subject and role: for a local demo of the web page only")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return c
@@ -212,6 +214,10 @@ func runServe(ctx context.Context, f serveFlags) error {
 	hcfg.Checkout = checkout
 	hcfg.Logger = logger
 	hcfg.Metrics = metrics
+	hcfg.DevSignIn = f.devSignIn
+	if f.devSignIn {
+		logger.Warn("--dev-sign-in: POST /dev/sign-in gives anyone a token for any role; never use it in production")
+	}
 	srv, err := httpapi.New(node, hcfg)
 	if err != nil {
 		node.Close()
@@ -219,7 +225,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(hln) }()
-	logger.Info("serving", "id", f.id, "http", f.httpAddr, "raft", node.Self().RaftAddr, "shards", f.shards, "data_dir", f.dataDir)
+	logger.Info("serving", "id", f.id, "http", f.httpAddr, "page", "http://"+f.httpAddr+"/", "raft", node.Self().RaftAddr, "shards", f.shards, "data_dir", f.dataDir)
 
 	if f.join != "" && !node.IsVoter() {
 		if err := joinCluster(ctx, splitList(f.join), node.Self(), []byte(f.authSecret), logger); err != nil {
