@@ -526,6 +526,9 @@ func (s *Shard) TransferLeadership(to string) error {
 	if !s.IsLeader() {
 		return boxoffice.Errorf(boxoffice.CodeNotLeader, "node %s does not lead shard %d", s.node.cfg.ID, s.id)
 	}
+	if to == s.node.cfg.ID {
+		return nil // it leads already (the request raced an earlier move to it)
+	}
 	term := s.rf().CurrentTerm()
 	if t, failed := s.xferFailed[to]; failed && t == term {
 		target := to

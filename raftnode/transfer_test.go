@@ -38,6 +38,7 @@ func TestTransferNotRepeatedToAFailedTargetInOneTerm(t *testing.T) {
 			other = n.ID()
 		}
 	}
+	require.NoError(t, leader.Shard(0).TransferLeadership(leader.ID()), "a transfer to the leader itself is done already")
 	// A stopped target cannot take over: the transfer fails.
 	c.stop(target)
 	s := leader.Shard(0)
