@@ -270,7 +270,7 @@ func (n *Node) rebalanceLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.RebalanceInterval)
 	defer t.Stop()
-	rb := &rebalancer{healthySince: map[string]time.Time{}, backoff: map[int]shardBackoff{}}
+	rb := &rebalancer{healthySince: map[string]time.Time{}, backoff: map[int]shardBackoff{}, lastIndex: map[int]uint64{}}
 	for {
 		select {
 		case <-n.stop:
@@ -298,6 +298,28 @@ type rebalancer struct {
 	// miss since.
 	healthySince map[string]time.Time
 	backoff      map[int]shardBackoff
+	// lastIndex is each shard's last log index at the previous round: the
+	// growth since tells a busy shard from a quiet one.
+	lastIndex map[int]uint64
+}
+
+// quietestFirst orders the shards a node may hand away: the one whose log
+// grew least since the last round first (a transfer stops a shard's writes
+// for a moment and sends its clients' requests elsewhere: better a quiet
+// shard than the one an on-sale is hammering), the highest id first among
+// equals.
+func quietestFirst(shards []*Shard, growth map[int]uint64) []*Shard {
+	out := slices.Clone(shards)
+	slices.SortStableFunc(out, func(a, b *Shard) int {
+		if ga, gb := growth[a.id], growth[b.id]; ga != gb {
+			if ga < gb {
+				return -1
+			}
+			return 1
+		}
+		return b.id - a.id
+	})
+	return out
 }
 
 type shardBackoff struct {
@@ -324,6 +346,14 @@ func (n *Node) rebalanceOnce(rb *rebalancer, now time.Time) {
 		leads[string(srv.ID)] = 0
 	}
 	slices.Sort(ids)
+	growth := make(map[int]uint64, len(n.shards))
+	for _, s := range n.shards {
+		last := s.rf().LastIndex()
+		if prev, ok := rb.lastIndex[s.id]; ok && last >= prev {
+			growth[s.id] = last - prev
+		}
+		rb.lastIndex[s.id] = last
+	}
 	var mine []*Shard
 	for _, s := range n.shards {
 		l := s.Leader()
@@ -380,8 +410,7 @@ func (n *Node) rebalanceOnce(rb *rebalancer, now time.Time) {
 	if !(len(mine) > ceil || (len(mine) > floor && leads[target] < floor)) {
 		return
 	}
-	for i := len(mine) - 1; i >= 0; i-- {
-		s := mine[i]
+	for _, s := range quietestFirst(mine, growth) {
 		if b, ok := rb.backoff[s.id]; ok && now.Before(b.until) {
 			continue
 		}

@@ -163,3 +163,20 @@ func TestStuckTransferRecovered(t *testing.T) {
 	})
 	c.proposeOK(0, &fsm.Hold{Event: ev.ID, Buyer: "u3", Seats: []string{"A-2-1"}})
 }
+
+// The rebalancer hands away the quietest of the shards a node leads: a
+// transfer stops a shard's writes for a moment, so the one under an
+// on-sale moves last.
+func TestQuietestShardFirst(t *testing.T) {
+	shards := []*Shard{{id: 0}, {id: 1}, {id: 2}, {id: 3}}
+	ids := func(ss []*Shard) []int {
+		var out []int
+		for _, s := range ss {
+			out = append(out, s.id)
+		}
+		return out
+	}
+	require.Equal(t, []int{2, 3, 0, 1}, ids(quietestFirst(shards, map[int]uint64{0: 10, 1: 5000, 2: 0, 3: 10})))
+	require.Equal(t, []int{3, 2, 1, 0}, ids(quietestFirst(shards, nil)), "without a measure, the highest id first")
+	require.Equal(t, []int{0, 1, 2, 3}, ids(shards), "the input is left alone")
+}
