@@ -30,9 +30,9 @@ import (
 // Bounds of a round. Every loop of the workload is bounded in count and in
 // time.
 const (
-	groupSeats     = 4                // seats per group (section): holds take 1..4 of one group
-	opsPerClient   = 400              // at most, per round
-	opTimeout      = 10 * time.Second // one call, all its tries
+	groupSeats   = 4                // seats per group (section): holds take 1..4 of one group
+	opsPerClient = 400              // at most, per round
+	opTimeout    = 10 * time.Second // one call, all its tries
 	// The fault strikes once the clients have done warmupOps operations
 	// (clients × 2..5); after the heal the workload goes on for tailOps
 	// more (clients × 2..3). Counted, not timed: on a loaded machine a
@@ -43,10 +43,10 @@ const (
 	tailOpsSpread   = 2
 	warmupMax       = 60 * time.Second // a cluster that serves nothing this long before any fault is broken
 	tailMax         = 30 * time.Second
-	recoverTimeout = 90 * time.Second // heal → every shard led, unknowns resolved, final reads
-	roundMax       = 6 * time.Minute  // a round that takes longer is stuck: the watchdog dumps and stops
-	checkTimeout   = 2 * time.Minute
-	refundWait     = 30 * time.Second
+	recoverTimeout  = 90 * time.Second // heal → every shard led, unknowns resolved, final reads
+	roundMax        = 6 * time.Minute  // a round that takes longer is stuck: the watchdog dumps and stops
+	checkTimeout    = 2 * time.Minute
+	refundWait      = 30 * time.Second
 
 	clientsDefault = 16
 	clientsMin     = 16
