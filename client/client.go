@@ -9,9 +9,11 @@
 // It moves to the next node when a node cannot be reached or answers 503
 // (no_leader, not_leader_retry, unavailable) or 504 (timeout), and tries the
 // call again, up to Config.MaxAttempts times in all. Between tries it waits
-// an exponential backoff with jitter, at least as long as the Retry-After the
-// node sent (capped by Config.RetryAfterMax); the first pass over the nodes
-// after a connection error does not wait, since another node is likely up.
+// an exponential backoff with jitter; once every node has been tried, at
+// least as long as the Retry-After the node sent (capped by
+// Config.RetryAfterMax). The first pass over the other nodes does not wait
+// for a Retry-After (it speaks of the node that sent it), nor at all after a
+// connection error, since another node is likely up.
 // Every wait is bounded by the call's context: a retry that could only start
 // after the context's deadline is not attempted.
 //
@@ -412,9 +414,18 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (int,
 		if attempt >= c.cfg.MaxAttempts {
 			return r.status, fmt.Errorf("%w (gave up after %d tries)", err, attempt)
 		}
+		// The first pass over the other nodes does not wait for a node's
+		// Retry-After: that node speaks of itself (it knows no leader, or
+		// lost its leadership), and another node likely knows the new
+		// leader already; a write that waited a whole second there would
+		// answer its buyer late for nothing. After a refused connection it
+		// does not wait at all; after an answer, only the short backoff.
 		var wait time.Duration
-		if !r.connErr || attempt >= n {
+		switch {
+		case attempt >= n:
 			wait = c.backoff(attempt, r.retryAfter)
+		case !r.connErr:
+			wait = c.backoff(attempt, 0)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			return r.status, fmt.Errorf("%w (not retried: the next try would start after the context's deadline)", err)

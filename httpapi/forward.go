@@ -67,15 +67,45 @@ func (f *forwarder) client(addr string) *fasthttp.HostClient {
 // leader, or the connection could not be made. A failure after the request
 // was sent has an unknown outcome: it is answered 503 unavailable, not
 // retried.
-func (f *forwarder) forward(ctx *fasthttp.RequestCtx, addr string) (retry bool, err error) {
+//
+// While it waits, it asks stale every forwardPollInterval whether the
+// target is still worth waiting for; once stale says no (another node now
+// leads the shard: the target was frozen or cut off and has been replaced),
+// it stops waiting and answers 503 unavailable at once, so that the client
+// retries, with its Idempotency-Key, at a node that reaches the new leader,
+// instead of hanging until the write timeout. The request in flight is left
+// to end in the background (within the forwarder's timeout).
+func (f *forwarder) forward(ctx *fasthttp.RequestCtx, addr string, stale func() bool) (retry bool, err error) {
 	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
 	ctx.Request.CopyTo(req)
 	req.Header.Set(headerForwarded, f.self)
 	req.SetHost(addr)
-	err = f.client(addr).DoTimeout(req, resp, f.timeout)
+	done := make(chan error, 1)
+	go func() { done <- f.client(addr).DoTimeout(req, resp, f.timeout) }()
+	release := func() {
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+	tick := time.NewTicker(forwardPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case err = <-done:
+		case <-tick.C:
+			if stale == nil || !stale() {
+				continue
+			}
+			go func() {
+				<-done
+				release()
+			}()
+			writeProblem(ctx, boxoffice.CodeUnavailable, "the shard's leader changed while the write was forwarded to it; its outcome is unknown: retry with the same Idempotency-Key")
+			return false, nil
+		}
+		break
+	}
+	defer release()
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, fasthttp.ErrDialTimeout) {
@@ -90,3 +120,7 @@ func (f *forwarder) forward(ctx *fasthttp.RequestCtx, addr string) (retry bool, 
 	resp.CopyTo(&ctx.Response)
 	return false, nil
 }
+
+// forwardPollInterval is how often a forwarding node checks that the node
+// it forwarded a write to still leads the shard.
+const forwardPollInterval = 50 * time.Millisecond

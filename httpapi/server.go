@@ -95,7 +95,7 @@ func DefaultConfig() Config {
 	return Config{
 		BodyBytesMax:    1 << 20,
 		WriteTimeout:    10 * time.Second,
-		LeaderWait:      2 * time.Second,
+		LeaderWait:      time.Second,
 		ForwardConnsMax: 512,
 
 		ChangeStreamsMax: 1000,
@@ -394,7 +394,8 @@ func (s *Server) setRoute(ctx *fasthttp.RequestCtx, shard int) {
 
 // write runs fn on the shard's leader: here if this node leads it, else by
 // forwarding the request there. During an election it waits up to
-// LeaderWait for a leader, then answers 503 no_leader.
+// LeaderWait (1 s by default: a client is better off trying another node
+// than waiting here longer) for a leader, then answers 503 no_leader.
 func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Context) error) {
 	ctx.SetUserValue(userValueShard, shard)
 	deadline := time.Now().Add(s.cfg.LeaderWait)
@@ -428,7 +429,10 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 			return
 		}
 		if leader, ok := s.node.LeaderNode(shard); ok && leader.ID != s.node.ID() {
-			retry, err := s.fwd.forward(ctx, leader.HTTPAddr)
+			retry, err := s.fwd.forward(ctx, leader.HTTPAddr, func() bool {
+				now, ok := s.node.LeaderNode(shard)
+				return ok && now.ID != leader.ID
+			})
 			switch {
 			case err == nil && !retry:
 				s.metrics.forwards.WithLabelValues("relayed").Inc()

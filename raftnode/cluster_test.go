@@ -774,7 +774,7 @@ func TestLeaderSpreadSettlesWithADeadNode(t *testing.T) {
 	terms := func() []uint64 {
 		var out []uint64
 		for s := 0; s < shards; s++ {
-			out = append(out, c.node("n1").Shard(s).raft.CurrentTerm())
+			out = append(out, c.node("n1").Shard(s).rf().CurrentTerm())
 		}
 		return out
 	}

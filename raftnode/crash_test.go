@@ -156,7 +156,7 @@ func TestSIGKILLAfterSnapshot(t *testing.T) {
 	s := n.Shard(0)
 	waitFor(t, waitTimeout, "the restarted node leads its shard", func() error {
 		if !s.IsLeader() {
-			return fmt.Errorf("state %s", s.raft.State())
+			return fmt.Errorf("state %s", s.rf().State())
 		}
 		return nil
 	})
@@ -191,7 +191,7 @@ func snapshotChild(t *testing.T, dir string) {
 		return nil
 	})
 	require.NoError(t, s.Snapshot())
-	say("SNAPPED %s", s.raft.Stats()["last_snapshot_index"])
+	say("SNAPPED %s", s.rf().Stats()["last_snapshot_index"])
 	select {} // write on until killed
 }
 
@@ -306,7 +306,7 @@ func startChildNode(t *testing.T, dir, addr string) (*Node, func(string, ...any)
 	say("ADDR %s", n.Self().RaftAddr)
 	waitFor(t, waitTimeout, "leadership", func() error {
 		if !n.Shard(0).IsLeader() {
-			return fmt.Errorf("state %s", n.Shard(0).raft.State())
+			return fmt.Errorf("state %s", n.Shard(0).rf().State())
 		}
 		return nil
 	})

@@ -301,7 +301,7 @@ func (c *cluster) leader(shard int) *Node {
 		var term uint64
 		for _, n := range c.live() {
 			s := n.Shard(shard)
-			if t := s.raft.CurrentTerm(); s.IsLeader() && t >= term {
+			if t := s.rf().CurrentTerm(); s.IsLeader() && t >= term {
 				leader, term = n, t
 			}
 		}
@@ -472,7 +472,7 @@ func nodeIDs(nodes []*Node) []string {
 // raftStat reads one of hashicorp/raft's numeric stats of a shard.
 func raftStat(tb testing.TB, s *Shard, key string) uint64 {
 	tb.Helper()
-	v, err := strconv.ParseUint(s.raft.Stats()[key], 10, 64)
+	v, err := strconv.ParseUint(s.rf().Stats()[key], 10, 64)
 	require.NoError(tb, err, "raft stat %q", key)
 	return v
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -17,9 +18,15 @@ import (
 // header naming the shard right after connecting; the mux reads it and hands
 // the connection to that shard's Raft transport. Header value pingShard asks
 // only for a one-byte answer, which tells a peer the node is alive.
+// Header value indexShard is followed by two more bytes naming a shard; the
+// answer is eight bytes, that shard's last log index on the node
+// (math.MaxUint64 if the node has no such shard), which a leader checks
+// before it hands the shard to the node.
 const (
 	pingShard     = 0xFFFF
+	indexShard    = 0xFFFE
 	headerTimeout = 5 * time.Second
+	noIndex       = math.MaxUint64
 )
 
 // DialFunc opens a TCP connection to a node's Raft port.
@@ -36,8 +43,10 @@ type mux struct {
 
 	mu     sync.Mutex
 	layers map[uint16]*streamLayer
-	closed bool
-	wg     sync.WaitGroup
+	// lastIndex answers index queries (nil until the shards are open).
+	lastIndex func(shard int) (uint64, bool)
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 func newMux(ln net.Listener, advertise string, logger *slog.Logger, dial DialFunc) *mux {
@@ -69,6 +78,19 @@ func (m *mux) layer(shard int) *streamLayer {
 	}
 	m.layers[uint16(shard)] = l
 	return l
+}
+
+// replaceLayer gives a shard a new stream layer, for a new Raft transport
+// after the old one closed its layer (a restart of the shard's Raft).
+func (m *mux) replaceLayer(shard int) *streamLayer {
+	m.mu.Lock()
+	old := m.layers[uint16(shard)]
+	delete(m.layers, uint16(shard))
+	m.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return m.layer(shard)
 }
 
 func (m *mux) serve() {
@@ -116,6 +138,10 @@ func (m *mux) route(conn net.Conn) {
 		conn.Close()
 		return
 	}
+	if shard == indexShard {
+		m.answerIndex(conn)
+		return
+	}
 	m.mu.Lock()
 	l := m.layers[shard]
 	m.mu.Unlock()
@@ -136,6 +162,34 @@ func (m *mux) route(conn net.Conn) {
 	case <-l.closed:
 		conn.Close()
 	}
+}
+
+// setLastIndex installs the function that answers index queries.
+func (m *mux) setLastIndex(f func(shard int) (uint64, bool)) {
+	m.mu.Lock()
+	m.lastIndex = f
+	m.mu.Unlock()
+}
+
+func (m *mux) answerIndex(conn net.Conn) {
+	defer conn.Close()
+	var b [8]byte
+	conn.SetDeadline(time.Now().Add(headerTimeout))
+	if _, err := io.ReadFull(conn, b[:2]); err != nil {
+		return
+	}
+	shard := int(binary.BigEndian.Uint16(b[:2]))
+	m.mu.Lock()
+	f := m.lastIndex
+	m.mu.Unlock()
+	idx := uint64(noIndex)
+	if f != nil {
+		if i, ok := f(shard); ok {
+			idx = i
+		}
+	}
+	binary.BigEndian.PutUint64(b[:], idx)
+	conn.Write(b[:])
 }
 
 func (m *mux) close() error {
@@ -183,6 +237,27 @@ func ping(dial DialFunc, address string, timeout time.Duration) bool {
 	var b [1]byte
 	_, err = io.ReadFull(conn, b[:])
 	return err == nil
+}
+
+// peerLastIndex asks the node at a raft address for its last log index of
+// shard; ok is false if it did not answer in time or has no such shard.
+func peerLastIndex(dial DialFunc, address string, shard int, timeout time.Duration) (uint64, bool) {
+	conn, err := dialShard(dial, address, indexShard, timeout)
+	if err != nil {
+		return 0, false
+	}
+	defer conn.Close()
+	var b [8]byte
+	binary.BigEndian.PutUint16(b[:2], uint16(shard))
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write(b[:2]); err != nil {
+		return 0, false
+	}
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		return 0, false
+	}
+	idx := binary.BigEndian.Uint64(b[:])
+	return idx, idx != noIndex
 }
 
 // streamLayer is one shard's view of the mux, a raft.StreamLayer.

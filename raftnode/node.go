@@ -84,6 +84,12 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.shards = append(n.shards, s)
 	}
+	n.mux.setLastIndex(func(shard int) (uint64, bool) {
+		if shard < 0 || shard >= len(n.shards) {
+			return 0, false
+		}
+		return n.shards[shard].rf().LastIndex(), true
+	})
 	n.wg.Add(1)
 	go n.leaderDuties()
 	if cfg.RebalanceInterval > 0 {
@@ -218,6 +224,14 @@ func (n *Node) leaderDuties() {
 				if !s.IsLeader() {
 					continue
 				}
+				// The sweep below is a write every SweepInterval, so a
+				// leader wedged by a stuck transfer is seen even when idle.
+				if s.transferStuck(time.Now()) {
+					if err := s.restartRaft("leadership transfer stuck (hashicorp/raft#696)"); err != nil {
+						n.logger.Error("recover from a stuck leadership transfer", "shard", s.id, "err", err)
+					}
+					continue
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 				if res, err := s.Propose(ctx, &fsm.Expire{Max: fsm.ExpireMax}); err == nil && res.Expired > 0 {
 					observerOf(&n.cfg).HoldsExpired(s.id, res.Expired)
@@ -235,21 +249,82 @@ func (n *Node) leaderDuties() {
 // at least two fewer: a transfer always narrows the gap between the two
 // nodes, so two nodes never hand a shard back and forth (even while a dead
 // voter keeps the live ones from all reaching their share).
+//
+// A transfer is only tried to a node that has answered every liveness ping
+// for at least rebalanceHealthyRounds intervals and whose copy of the shard's
+// log is within catchUpLagMax entries of this leader's: a transfer to a
+// node still catching up (just restarted, or just added) stops the shard's
+// writes while it waits and then fails, and repeated failed transfers to one
+// node are what wedges hashicorp/raft v1.8.0 (#696, see
+// Shard.TransferLeadership). After a failure the shard is left alone for a
+// backoff that doubles up to rebalanceBackoffMax.
 func (n *Node) rebalanceLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.RebalanceInterval)
 	defer t.Stop()
+	rb := &rebalancer{healthySince: map[string]time.Time{}, backoff: map[int]shardBackoff{}, lastIndex: map[int]uint64{}}
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
-			n.rebalanceOnce()
+			n.rebalanceOnce(rb, time.Now())
 		}
 	}
 }
 
-func (n *Node) rebalanceOnce() {
+// Rebalancing bounds.
+const (
+	// rebalanceHealthyRounds: how many rebalance intervals a node must have
+	// answered every ping before it is handed a shard.
+	rebalanceHealthyRounds = 3
+	// rebalanceBackoffMax bounds the wait after failed transfers of a shard.
+	rebalanceBackoffMax = time.Minute
+	// rebalancePingTimeout bounds one liveness ping or index query.
+	rebalancePingTimeout = 300 * time.Millisecond
+)
+
+// rebalancer is the rebalancing loop's memory; only that loop touches it.
+type rebalancer struct {
+	// healthySince is when each peer started answering pings without a
+	// miss since.
+	healthySince map[string]time.Time
+	backoff      map[int]shardBackoff
+	// lastIndex is each shard's last log index at the previous round: the
+	// growth since tells a busy shard from a quiet one.
+	lastIndex map[int]uint64
+}
+
+// quietestFirst orders the shards a node may hand away: the one whose log
+// grew least since the last round first (a transfer stops a shard's writes
+// for a moment and sends its clients' requests elsewhere: better a quiet
+// shard than the one an on-sale is hammering), the highest id first among
+// equals.
+func quietestFirst(shards []*Shard, growth map[int]uint64) []*Shard {
+	out := slices.Clone(shards)
+	slices.SortStableFunc(out, func(a, b *Shard) int {
+		if ga, gb := growth[a.id], growth[b.id]; ga != gb {
+			if ga < gb {
+				return -1
+			}
+			return 1
+		}
+		return b.id - a.id
+	})
+	return out
+}
+
+type shardBackoff struct {
+	until time.Time
+	wait  time.Duration
+}
+
+// catchUpLagMax is how far behind the leader's log a transfer target may
+// be: one AppendEntries worth of entries, which the leader sends in one
+// round trip before it asks the target to take over.
+func (n *Node) catchUpLagMax() uint64 { return uint64(n.cfg.MaxAppendEntries) }
+
+func (n *Node) rebalanceOnce(rb *rebalancer, now time.Time) {
 	servers, err := n.shards[0].servers()
 	if err != nil || len(servers) < 2 {
 		return
@@ -263,6 +338,14 @@ func (n *Node) rebalanceOnce() {
 		leads[string(srv.ID)] = 0
 	}
 	slices.Sort(ids)
+	growth := make(map[int]uint64, len(n.shards))
+	for _, s := range n.shards {
+		last := s.rf().LastIndex()
+		if prev, ok := rb.lastIndex[s.id]; ok && last >= prev {
+			growth[s.id] = last - prev
+		}
+		rb.lastIndex[s.id] = last
+	}
 	var mine []*Shard
 	for _, s := range n.shards {
 		l := s.Leader()
@@ -274,16 +357,37 @@ func (n *Node) rebalanceOnce() {
 			mine = append(mine, s)
 		}
 	}
-	floor, ceil := len(n.shards)/len(ids), (len(n.shards)+len(ids)-1)/len(ids)
-	// The live node that leads the fewest shards, lowest id first.
-	target := ""
+	// Every peer is pinged every round, so that a node that missed one
+	// ping starts its healthy period again.
+	healthy := map[string]bool{}
+	for id := range rb.healthySince {
+		if !slices.Contains(ids, id) {
+			delete(rb.healthySince, id) // removed from the cluster
+		}
+	}
 	for _, id := range ids {
-		if id == n.cfg.ID || (target != "" && leads[id] >= leads[target]) {
+		if id == n.cfg.ID {
 			continue
 		}
-		if ping(n.cfg.Dial, addr[id], 300*time.Millisecond) {
-			target = id
+		if !ping(n.cfg.Dial, addr[id], rebalancePingTimeout) {
+			delete(rb.healthySince, id)
+			continue
 		}
+		since, ok := rb.healthySince[id]
+		if !ok {
+			rb.healthySince[id] = now
+			continue
+		}
+		healthy[id] = now.Sub(since) >= rebalanceHealthyRounds*n.cfg.RebalanceInterval
+	}
+	floor, ceil := len(n.shards)/len(ids), (len(n.shards)+len(ids)-1)/len(ids)
+	// The healthy node that leads the fewest shards, lowest id first.
+	target := ""
+	for _, id := range ids {
+		if id == n.cfg.ID || !healthy[id] || (target != "" && leads[id] >= leads[target]) {
+			continue
+		}
+		target = id
 	}
 	if target == "" || len(mine) == 0 {
 		return
@@ -295,13 +399,29 @@ func (n *Node) rebalanceOnce() {
 	if leads[target]+1 >= len(mine) {
 		return
 	}
-	if len(mine) > ceil || (len(mine) > floor && leads[target] < floor) {
-		s := mine[len(mine)-1]
+	if !(len(mine) > ceil || (len(mine) > floor && leads[target] < floor)) {
+		return
+	}
+	for _, s := range quietestFirst(mine, growth) {
+		if b, ok := rb.backoff[s.id]; ok && now.Before(b.until) {
+			continue
+		}
+		theirs, ok := peerLastIndex(n.cfg.Dial, addr[target], s.id, rebalancePingTimeout)
+		if ours := s.rf().LastIndex(); !ok || theirs+n.catchUpLagMax() < ours {
+			n.logger.Debug("rebalance: target not caught up", "shard", s.id, "to", target, "their_last", theirs, "our_last", ours, "answered", ok)
+			continue
+		}
 		if err := s.TransferLeadership(target); err != nil {
-			n.logger.Info("rebalance: transfer failed", "shard", s.id, "to", target, "err", err)
+			b := rb.backoff[s.id]
+			b.wait = min(max(2*b.wait, n.cfg.RebalanceInterval), rebalanceBackoffMax)
+			b.until = now.Add(b.wait)
+			rb.backoff[s.id] = b
+			n.logger.Info("rebalance: transfer failed", "shard", s.id, "to", target, "err", err, "backoff", b.wait)
 			return
 		}
+		delete(rb.backoff, s.id)
 		n.logger.Info("rebalance: transferred leadership", "shard", s.id, "to", target)
+		return
 	}
 }
 

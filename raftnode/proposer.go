@@ -26,6 +26,9 @@ type proposer struct {
 	cfg   *Config
 	shard int
 	obs   Observer
+	// note learns every entry's outcome, Raft's own error or nil (nil
+	// func: nobody).
+	note func(error)
 
 	queue    chan *proposal
 	inflight chan inflightEntry
@@ -55,9 +58,13 @@ type inflightEntry struct {
 // proposalQueueMax bounds proposals waiting to be batched.
 const proposalQueueMax = 16384
 
-func newProposer(r *raft.Raft, cfg *Config, shard int) *proposer {
+func newProposer(r *raft.Raft, cfg *Config, shard int, note func(error)) *proposer {
+	if note == nil {
+		note = func(error) {}
+	}
 	p := &proposer{
 		raft:     r,
+		note:     note,
 		cfg:      cfg,
 		shard:    shard,
 		obs:      observerOf(cfg),
@@ -182,6 +189,7 @@ func (p *proposer) completeLoop() {
 		if err == nil {
 			p.obs.EntryCommitted(p.shard, len(e.props), time.Since(e.at))
 		}
+		p.note(err)
 		err = raftErr(err)
 		for i, pr := range e.props {
 			if err != nil {

@@ -22,7 +22,7 @@ import (
 // never come.
 func TestProposeAfterCloseIsAnswered(t *testing.T) {
 	cfg := DefaultConfig()
-	p := newProposer(nil, &cfg, 0)
+	p := newProposer(nil, &cfg, 0, nil)
 	p.close()
 
 	cmd := fsm.EncodeCommand(&fsm.Expire{Max: 1})

@@ -59,7 +59,7 @@ func TestCloseReturnsAfterTheLeaderRemovedItselfWithWritesQueued(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
 			err := leader.Shard(0).RemoveMember(ctx, leader.ID())
 			cancel()
-			if st := leader.Shard(0).raft.State(); st != raft.Shutdown {
+			if st := leader.Shard(0).rf().State(); st != raft.Shutdown {
 				return fmt.Errorf("%s: %v, state %v", leader.ID(), err, st)
 			}
 			return nil

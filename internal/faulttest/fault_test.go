@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,17 +30,23 @@ import (
 // Bounds of a round. Every loop of the workload is bounded in count and in
 // time.
 const (
-	groupSeats     = 4                // seats per group (section): holds take 1..4 of one group
-	opsPerClient   = 400              // at most, per round
-	opTimeout      = 10 * time.Second // one call, all its tries
-	warmupMin      = 300 * time.Millisecond
-	warmupSpread   = 500 * time.Millisecond
-	tailMin        = 500 * time.Millisecond // the workload goes on after the heal
-	tailSpread     = 500 * time.Millisecond
-	recoverTimeout = 90 * time.Second // heal → every shard led, unknowns resolved, final reads
-	roundMax       = 6 * time.Minute  // a round that takes longer is stuck: the watchdog dumps and stops
-	checkTimeout   = 2 * time.Minute
-	refundWait     = 30 * time.Second
+	groupSeats   = 4                // seats per group (section): holds take 1..4 of one group
+	opsPerClient = 400              // at most, per round
+	opTimeout    = 10 * time.Second // one call, all its tries
+	// The fault strikes once the clients have done warmupOps operations
+	// (clients × 2..5); after the heal the workload goes on for tailOps
+	// more (clients × 2..3). Counted, not timed: on a loaded machine a
+	// fixed time may hold no operation at all.
+	warmupOpsMin    = 2
+	warmupOpsSpread = 4
+	tailOpsMin      = 2
+	tailOpsSpread   = 2
+	warmupMax       = 60 * time.Second // a cluster that serves nothing this long before any fault is broken
+	tailMax         = 30 * time.Second
+	recoverTimeout  = 90 * time.Second // heal → every shard led, unknowns resolved, final reads
+	roundMax        = 6 * time.Minute  // a round that takes longer is stuck: the watchdog dumps and stops
+	checkTimeout    = 2 * time.Minute
+	refundWait      = 30 * time.Second
 
 	clientsDefault = 16
 	clientsMin     = 16
@@ -159,7 +166,7 @@ func runFaults(t *testing.T, nodes int, s settings) {
 	start := time.Now()
 	for r := s.from; r < s.from+s.rounds; r++ {
 		rt := &round{t: t, c: c, sim: sim, seed: s.seed, n: r, clients: s.clients, kind: deck[r%len(deck)],
-			rng: rand.New(rand.NewPCG(s.seed, uint64(r)))}
+			rng: rand.New(rand.NewPCG(s.seed, uint64(r))), progress: make(chan struct{}, 1)}
 		rt.run(tl)
 	}
 	var kinds []string
@@ -197,6 +204,25 @@ type round struct {
 	groups int
 	admin  *client.Client
 	shard  int
+	// done counts the operations the clients have finished.
+	done atomic.Int64
+	// progress is signalled (without blocking) after each operation.
+	progress chan struct{}
+}
+
+// waitOps waits until the clients have finished n operations in all, or
+// for at most max; it reports whether they did.
+func (r *round) waitOps(n int64, max time.Duration) bool {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	for r.done.Load() < n {
+		select {
+		case <-r.progress:
+		case <-deadline.C:
+			return r.done.Load() >= n
+		}
+	}
+	return true
 }
 
 func (r *round) fatalf(format string, args ...any) {
@@ -282,9 +308,19 @@ func (r *round) run(tl *tally) {
 		}()
 	}
 	// The nemesis runs here, on the test's goroutine (it may fail the test).
-	sleep(warmupMin + time.Duration(r.rng.Int64N(int64(warmupSpread))))
+	warmupOps := int64(r.clients * (warmupOpsMin + int(r.rng.Int64N(warmupOpsSpread))))
+	if !r.waitOps(warmupOps, warmupMax) {
+		close(stop)
+		wg.Wait()
+		r.fatalf("the clients did %d of %d operations in %v before any fault", r.done.Load(), warmupOps, warmupMax)
+	}
 	what := r.inject()
-	sleep(tailMin + time.Duration(r.rng.Int64N(int64(tailSpread))))
+	tailOps := r.done.Load() + int64(r.clients*(tailOpsMin+int(r.rng.Int64N(tailOpsSpread))))
+	if !r.waitOps(tailOps, tailMax) {
+		// Not a failure by itself: calls may wait out their timeouts on a
+		// node that was cut off. Recovery is checked below.
+		t.Logf("round %d: %d of %d operations %v after the heal", r.n, r.done.Load(), tailOps, tailMax)
+	}
 	close(stop)
 	wg.Wait()
 	for _, w := range workers {
@@ -415,6 +451,11 @@ func (w *worker) run(stop <-chan struct{}) {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		w.step(ctx)
 		cancel()
+		w.r.done.Add(1)
+		select {
+		case w.r.progress <- struct{}{}:
+		default:
+		}
 	}
 }
 
