@@ -400,8 +400,11 @@ func TestRestartCatchesUp(t *testing.T) {
 	}
 	c.start(down)
 	c.waitSame(shard)
-	require.GreaterOrEqual(t, raftStat(t, c.node(down).Shard(shard), "last_snapshot_index"), snapIndex,
-		"the restarted node must have installed a snapshot")
+	// Raft records the installed snapshot a moment after the store has
+	// restored it (which waitSame sees): wait for the record.
+	require.Eventually(t, func() bool {
+		return raftStat(t, c.node(down).Shard(shard), "last_snapshot_index") >= snapIndex
+	}, 10*time.Second, 5*time.Millisecond, "the restarted node must have installed a snapshot")
 	checkOwnership(t, c.node(down), shard, ev.ID, acked)
 }
 
