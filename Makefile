@@ -120,10 +120,12 @@ soak: image
 	./$(BIN) chaos --image $$(cat $(IMAGE_DIR)/tag) --duration $(DURATION) --round 120s --quiet 10s \
 	  --min-availability 0.999 --max-failover-p99 1.5s --json $(IMAGE_DIR)/soak.json --logs $(IMAGE_DIR)/soak-logs
 
-## compose-up: a 3-node cluster in containers on 127.0.0.1:8081-8083 (secret in build/compose-secret)
-compose-up: image
+## compose-up: a 3-node cluster in containers on 127.0.0.1:8081-8083 with a demo event (secret in build/compose-secret)
+compose-up: image build
 	@test -s build/compose-secret || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > build/compose-secret
 	BOXOFFICE_IMAGE=$$(cat $(IMAGE_DIR)/tag) BOXOFFICE_AUTH_SECRET=$$(cat build/compose-secret) $(COMPOSE) up -d gateway n1 n2 n3
+	@for i in $$(seq 1 60); do curl -sf http://127.0.0.1:8081/readyz >/dev/null && break; sleep 1; done
+	./$(BIN) demo --target http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083 --auth-secret $$(cat build/compose-secret)
 	@echo "nodes: http://127.0.0.1:8081 http://127.0.0.1:8082 http://127.0.0.1:8083"
 	@echo "admin token: BOXOFFICE_AUTH_SECRET=\$$(cat build/compose-secret) ./$(BIN) token --subject admin --role admin"
 
