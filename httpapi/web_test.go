@@ -109,6 +109,14 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return get(t, ctx, chromedp.Evaluate[T](expr))
 }
 
+// drawn waits until the page has painted two more animation frames: the
+// map redraws on the next one after a change (a zoom, a load).
+func drawn(t *testing.T, ctx context.Context) {
+	t.Helper()
+	require.True(t, eval[bool](t, ctx, `(window.__framed = false, requestAnimationFrame(() => requestAnimationFrame(() => { window.__framed = true })), true)`))
+	waitJS(t, ctx, `window.__framed === true`, 10*time.Second)
+}
+
 // waitJS polls a JavaScript condition until it is true.
 func waitJS(t *testing.T, ctx context.Context, cond string, within time.Duration) {
 	t.Helper()
@@ -150,7 +158,7 @@ func write(t *testing.T, m *testcluster.Member, method, path, token string, body
 		if code != 503 || time.Now().After(deadline) {
 			return code, out
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // a client's backoff before retrying the same key
 	}
 }
 
@@ -207,7 +215,7 @@ func TestWebPage(t *testing.T) {
 		// Alice picks the seat with the mouse, on the zoomed-in section;
 		// Bob through the page's hook.
 		require.True(t, eval[bool](t, alice, `window.boxoffice.zoomToSection("A")`))
-		time.Sleep(100 * time.Millisecond) // one animation frame: the map is redrawn zoomed
+		drawn(t, alice) // the map is redrawn zoomed
 		pt := eval[struct{ X, Y float64 }](t, alice, `window.boxoffice.seatPoint("A-2-3")`)
 		run(t, alice, chromedp.MouseClickXY(pt.X, pt.Y))
 		require.Equal(t, []string{"A-2-3"}, eval[[]string](t, alice, `window.boxoffice.picked()`), "the click picked the seat under the mouse")
@@ -357,12 +365,12 @@ func TestWebPage(t *testing.T) {
 
 		dir := filepath.Join("..", "artifacts")
 		require.NoError(t, os.MkdirAll(dir, 0o755))
-		time.Sleep(200 * time.Millisecond) // the animation frame that draws it
+		drawn(t, p)
 		png := get(t, p, chromedp.FullScreenshot(100))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "webpage-seatmap-100k.png"), png, 0o644))
 		// And zoomed into a section, seats one by one.
 		require.True(t, eval[bool](t, p, `window.boxoffice.zoomToSection("H")`))
-		time.Sleep(200 * time.Millisecond)
+		drawn(t, p)
 		png = get(t, p, chromedp.Screenshot("#seatmap"))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "webpage-seatmap-section.png"), png, 0o644))
 	})

@@ -47,6 +47,10 @@ func TestTransferNotRepeatedToAFailedTargetInOneTerm(t *testing.T) {
 	require.Error(t, err, "a transfer to the stopped %s", target)
 	require.Equal(t, boxoffice.CodeUnavailable, boxoffice.CodeOf(err), "a failed transfer is a retryable 503: %v", err)
 	if s.rf().CurrentTerm() != term || !s.IsLeader() {
+		// Rare (an election during the failed transfer, on a starved
+		// machine): the rule under test holds within one term, so there is
+		// nothing left to check in this run; it runs in make test and
+		// checks the rule on every run where the term stays.
 		t.Skipf("the leadership moved during the failed transfer (term %d → %d); the rule is about one term", term, s.rf().CurrentTerm())
 	}
 

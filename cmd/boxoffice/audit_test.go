@@ -44,7 +44,7 @@ func retry[T any](t *testing.T, fn func(ctx context.Context) (T, error)) (T, err
 		if exitCode(err) != exitUnavailable {
 			return v, err
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // a client's backoff before retrying
 	}
 	return v, err
 }
