@@ -440,6 +440,17 @@ func (n *Node) rebalanceOnce(rb *rebalancer, now time.Time) {
 	}
 }
 
+// Drain prepares a planned shutdown while the node still serves: it tells
+// its peers (through their liveness pings) not to hand it leaderships, then
+// hands every shard it leads to another voter (TransferAll). A node that
+// stopped serving HTTP first would leave its shards' writes waiting for the
+// drain and the transfer, since followers forward writes to it until it
+// stops leading; drained first, it forwards them on like any follower.
+func (n *Node) Drain(timeout time.Duration) {
+	n.mux.draining.Store(true)
+	n.TransferAll(timeout)
+}
+
 // TransferAll hands every shard this node leads to another voter, so that a
 // planned shutdown does not wait for elections. It is best effort.
 func (n *Node) TransferAll(timeout time.Duration) {

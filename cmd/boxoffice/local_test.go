@@ -9,7 +9,7 @@ import (
 )
 
 // What `make run` prints names the demo event and its page, and without a
-// demo event (--demo-event '') it names none.
+// demo event (an empty --demo-event) it names none.
 func TestPrintLocal(t *testing.T) {
 	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", 8081+i) }
 	f := localFlags{nodes: 3, shards: 16, dataDir: "data", demo: "demo-arena", seats: 100_000}
