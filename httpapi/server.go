@@ -411,8 +411,10 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, shard int, fn func(context.Cont
 				cancel()
 			}
 			if err != nil && boxoffice.CodeOf(err) == boxoffice.CodeNotLeader && time.Now().Before(deadline) {
-				// Lost leadership before proposing: nothing was appended,
-				// so trying again at the new leader is safe.
+				// Lost leadership before proposing (nothing was appended),
+				// or during a purchase that carries an Idempotency-Key
+				// (the new leader replays its begin and finishes it): in
+				// both cases trying again at the new leader is safe.
 				time.Sleep(20 * time.Millisecond)
 				continue
 			}
