@@ -93,6 +93,10 @@ func (a *applier) apply(c Command) (Result, error) {
 		return a.refundDone(c)
 	case *VerifyDone:
 		return Result{}, a.del(key(tagVerify, c.Order))
+	case *SetGrant:
+		return a.setGrant(c)
+	case *Authorized:
+		return a.authorized(c)
 	}
 	return Result{}, fmt.Errorf("no handler for command type %d", c.Type())
 }

@@ -239,6 +239,9 @@ func fmtResult(c Command, r Result) string {
 	if r.Hold != nil {
 		lines = append(lines, fmtHold(r.Hold))
 	}
+	if r.Grant != nil {
+		lines = append(lines, fmt.Sprintf("grant user=%s level=%s", r.Grant.User, r.Grant.Level))
+	}
 	if len(lines) == 0 {
 		lines = append(lines, "ok (empty result)")
 	}

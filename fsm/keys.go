@@ -21,6 +21,7 @@ import "encoding/binary"
 //	v <order>                          → failed checkout watched for a late charge: until (ms)
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
+//	P <event> 0 <user>                 → access grant: level (see access.go)
 const (
 	tagMeta       = 'm'
 	tagEvent      = 'e'
@@ -37,6 +38,7 @@ const (
 	tagRefund     = 'r'
 	tagVerify     = 'v'
 	tagIdemAge    = 'I'
+	tagGrant      = 'P'
 	keyAppliedStr = "mapplied"
 )
 

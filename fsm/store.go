@@ -220,6 +220,7 @@ type Result struct {
 	Hold    *boxoffice.Hold
 	Order   *boxoffice.Order
 	Expired int
+	Grant   *boxoffice.Grant
 	// Replayed is set when an Idempotent command returned the stored
 	// result of an earlier run instead of running.
 	Replayed bool
