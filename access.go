@@ -53,3 +53,38 @@ type Grant struct {
 	User  string      `json:"user"`
 	Level AccessLevel `json:"-"`
 }
+
+// ReportLine is the state of one category or section of an event: its
+// seats by state and the revenue of those sold, in minor units.
+type ReportLine struct {
+	ID           string `json:"id"`
+	Category     string `json:"category,omitempty"`
+	Capacity     int    `json:"capacity"`
+	Free         int    `json:"free"`
+	Held         int    `json:"held"`
+	Sold         int    `json:"sold"`
+	RevenueCents int64  `json:"revenueCents"`
+}
+
+// MinuteSales is what was sold in one minute: seats and their revenue at
+// the time of sale (cancellations are not subtracted).
+type MinuteSales struct {
+	MinuteMs     int64 `json:"-"`
+	Seats        int   `json:"seats"`
+	RevenueCents int64 `json:"revenueCents"`
+}
+
+// Report is an event's sales report, from the state machine's counters.
+type Report struct {
+	Event      string
+	AtMs       int64 // the state machine's clock
+	Categories []ReportLine
+	Sections   []ReportLine
+	Total      ReportLine
+	// Minutes runs from the first minute with a sale to AtMs's minute
+	// (zeros included), at most ReportMinutesMax of the latest.
+	Minutes []MinuteSales
+}
+
+// ReportMinutesMax bounds the minutes of a report's sales series.
+const ReportMinutesMax = 24 * 60

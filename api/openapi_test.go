@@ -812,6 +812,14 @@ func (k *conformance) testAccess(t *testing.T) {
 	assert.Equal(t, "manage", got.Grants[1].Level)
 	k.must(t, step{method: "DELETE", path: "/v1/events/conf-access/access/door", token: organiser("mgr"), idemKey: "rev-door", want: 204})
 	k.must(t, step{method: "DELETE", path: "/v1/events/conf-access/access/door", token: organiser("mgr"), idemKey: "rev-door", want: 204})
+	k.buy(t, "conf-access", "b1", "A-1-1")
+	rep := decode[struct {
+		Total struct{ Sold, Free int }
+	}](t, k.must(t, step{method: "GET", path: "/v1/events/conf-access/report", token: organiser("mgr"), want: 200}))
+	assert.Equal(t, 1, rep.Total.Sold)
+	assert.Equal(t, 3, rep.Total.Free)
+	csv := k.must(t, step{method: "GET", path: "/v1/events/conf-access/report?format=csv", token: organiser("org1"), want: 200})
+	assert.Contains(t, string(csv.body), "total,total,,4,3,0,1,")
 	for _, s := range []step{
 		{method: "PUT", path: "/v1/events/conf-access/access/u9", token: organiser("org1"), body: `{"level":"owner"}`, want: 400, code: "invalid_argument", invalid: true},
 		{method: "PUT", path: "/v1/events/conf-access/access/u9", token: organiser("mgr"), body: `{"level":"manage"}`, want: 403, code: "forbidden"},
@@ -820,6 +828,8 @@ func (k *conformance) testAccess(t *testing.T) {
 		{method: "GET", path: "/v1/events/conf-access/access", token: buyer("door"), want: 403, code: "forbidden"},
 		{method: "DELETE", path: "/v1/events/conf-access/access/mgr", token: organiser("org2"), want: 403, code: "forbidden"},
 		{method: "DELETE", path: "/v1/events/conf-access/access/mgr", token: organiser("mgr"), idemKey: "rev-door", want: 422, code: "idempotency_key_reused"},
+		{method: "GET", path: "/v1/events/conf-access/report?format=pdf", token: organiser("org1"), want: 400, code: "invalid_argument", invalid: true},
+		{method: "GET", path: "/v1/events/conf-access/report", token: buyer("b1"), want: 403, code: "forbidden"},
 	} {
 		k.do(t, s)
 	}

@@ -26,8 +26,10 @@ type applier struct {
 	index   uint64 // entry being applied
 	pos     int    // command position in the entry
 	events  map[string]*eventInfo
-	pending map[string]cachedValue // this batch's writes of cacheable keys
-	changes []SeatChange           // this batch's seat writes, for the feed
+	pending map[string]cachedValue   // this batch's writes of cacheable keys
+	changes []SeatChange             // this batch's seat writes, for the feed
+	counts  map[string]*sectionCount // this batch's changes to report counters (report.go)
+	minutes map[string]*sectionCount // this batch's sales, by minute key
 }
 
 func (a *applier) applyEntry(e Entry) ([]Result, error) {
@@ -153,27 +155,47 @@ func (a *applier) get(k []byte) ([]byte, bool, error) {
 // set and del write through the batch; every write of the applier goes
 // through them, so that pending mirrors the batch for cacheable keys.
 func (a *applier) set(k, v []byte) error {
-	if cacheableKey(k) {
-		a.pending[string(k)] = cachedValue{v: v, ok: true}
-	}
 	if k[0] == tagSeat {
 		state, expiresAtMs, err := decodeSeatState(v)
 		if err != nil {
 			return fmt.Errorf("seat value written: %w", err)
 		}
+		if err := a.seatCounted(k, v); err != nil {
+			return err
+		}
 		a.seatChanged(k, state, expiresAtMs)
+	}
+	if cacheableKey(k) {
+		a.pending[string(k)] = cachedValue{v: v, ok: true}
 	}
 	return a.b.Set(k, v, nil)
 }
 
 func (a *applier) del(k []byte) error {
+	if k[0] == tagSeat {
+		if err := a.seatCounted(k, nil); err != nil {
+			return err
+		}
+		a.seatChanged(k, boxoffice.SeatFree, 0)
+	}
 	if cacheableKey(k) {
 		a.pending[string(k)] = cachedValue{}
 	}
-	if k[0] == tagSeat {
-		a.seatChanged(k, boxoffice.SeatFree, 0)
-	}
 	return a.b.Delete(k, nil)
+}
+
+// seatCounted adds a seat write to the report's counters: it reads the
+// seat's record before the write (from this batch, the cache, or Pebble;
+// the command has mostly just read it).
+func (a *applier) seatCounted(k, next []byte) error {
+	prev, ok, err := a.get(k)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		prev = nil
+	}
+	return a.countSeat(k, prev, next)
 }
 
 // seatChanged records a seat write for the change feed. Every seat write
@@ -614,6 +636,7 @@ func (a *applier) purchase(c *Purchase) (Result, error) {
 	if err := a.endHold(h, boxoffice.HoldPurchased); err != nil {
 		return Result{}, err
 	}
+	a.countSale(o)
 	if err := a.set(key(tagOrder, o.ID), encodeOrder(o)); err != nil {
 		return Result{}, err
 	}

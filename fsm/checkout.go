@@ -179,6 +179,7 @@ func (a *applier) checkoutComplete(c *CheckoutComplete) (Result, error) {
 	}
 	o.State = boxoffice.OrderPaid
 	o.PaymentRef = c.ChargeRef
+	a.countSale(o)
 	if err := a.putOrder(o); err != nil {
 		return Result{}, err
 	}

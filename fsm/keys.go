@@ -22,6 +22,7 @@ import "encoding/binary"
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
 //	P <event> 0 <user>                 → access grant: level (see access.go)
+//	R <event> 0 <kind> <id>            → report counters (see report.go)
 const (
 	tagMeta       = 'm'
 	tagEvent      = 'e'
@@ -39,6 +40,7 @@ const (
 	tagVerify     = 'v'
 	tagIdemAge    = 'I'
 	tagGrant      = 'P'
+	tagReport     = 'R'
 	keyAppliedStr = "mapplied"
 )
 

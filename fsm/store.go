@@ -261,6 +261,9 @@ func (s *Store) ApplyEntries(entries []Entry) ([][]Result, error) {
 		}
 		results[i] = rs
 	}
+	if err := a.flushCounts(); err != nil {
+		return nil, fmt.Errorf("report counters at index %d: %w", a.applied, err)
+	}
 	var meta [16]byte
 	binary.BigEndian.PutUint64(meta[:], a.applied)
 	binary.BigEndian.PutUint64(meta[8:], uint64(a.nowMs))

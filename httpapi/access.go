@@ -45,6 +45,8 @@ var organiserRoutes = []OrganiserRoute{
 		handle: func(s *Server, c *fasthttp.RequestCtx, p []string) { s.eventOrders(c, p[1]) }},
 	// Served by the public seat map's handler, which sees the query.
 	{Method: "GET", Path: "/events/{event}/seats", Query: "owners=true", Need: boxoffice.AccessView, OK: 200},
+	{Method: "GET", Path: "/events/{event}/report", Need: boxoffice.AccessView, OK: 200,
+		handle: func(s *Server, c *fasthttp.RequestCtx, p []string) { s.report(c, p[1]) }},
 	{Method: "GET", Path: "/events/{event}/access", Need: boxoffice.AccessManage, OK: 200,
 		handle: func(s *Server, c *fasthttp.RequestCtx, p []string) { s.listAccess(c, p[1]) }},
 	// Granting manage needs the owner; view, manage.

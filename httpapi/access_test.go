@@ -228,3 +228,74 @@ func TestRevocationStopsWritesAndReadsOnAnotherNode(t *testing.T) {
 	assert.Contains(t, string(body), `"round 2"`)
 	assert.NotContains(t, string(body), "after revocation")
 }
+
+// The report counts what was held and sold, per category and section, with
+// revenue and sales by minute, as JSON and as CSV, to a viewer through any
+// node; an unknown format is a 400 that changes nothing.
+func TestReportJSONAndCSV(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	createEvent(t, c, testcluster.Event("rep-1", 2, 2, 5))
+	m := c.Members[2]
+	code, body := c.Do(m, "PUT", "/v1/events/rep-1/access/acct", organiser("org1"), `{"level":"view"}`)
+	require.Equal(t, 200, code, "%s", body)
+	paidOrder(t, c, m, "rep-1", "b1", "A-1-1")
+	paidOrder(t, c, m, "rep-1", "b2", "B-2-5")
+	code, body = c.Do(m, "POST", "/v1/events/rep-1/holds", buyer("b3"), `{"seats":["A-2-1","A-2-2"]}`)
+	require.Equal(t, 201, code, "%s", body)
+
+	code, body = c.Do(c.Members[0], "GET", "/v1/events/rep-1/report", buyer("acct"), nil)
+	require.Equal(t, 200, code, "%s", body)
+	type line struct {
+		ID           string `json:"id"`
+		Category     string `json:"category"`
+		Capacity     int    `json:"capacity"`
+		Free, Held   int
+		Sold         int   `json:"sold"`
+		RevenueCents int64 `json:"revenueCents"`
+	}
+	rep := decode[struct {
+		Event          string `json:"event"`
+		Categories     []line `json:"categories"`
+		Sections       []line `json:"sections"`
+		Total          line   `json:"total"`
+		SalesPerMinute []struct {
+			Minute       string `json:"minute"`
+			Seats        int    `json:"seats"`
+			RevenueCents int64  `json:"revenueCents"`
+		} `json:"salesPerMinute"`
+	}](t, body)
+	assert.Equal(t, "rep-1", rep.Event)
+	assert.Equal(t, []line{{ID: "std", Capacity: 20, Free: 16, Held: 2, Sold: 2, RevenueCents: 10000}}, rep.Categories)
+	assert.Equal(t, []line{
+		{ID: "A", Category: "std", Capacity: 10, Free: 7, Held: 2, Sold: 1, RevenueCents: 5000},
+		{ID: "B", Category: "std", Capacity: 10, Free: 9, Sold: 1, RevenueCents: 5000},
+	}, rep.Sections)
+	assert.Equal(t, line{ID: "total", Capacity: 20, Free: 16, Held: 2, Sold: 2, RevenueCents: 10000}, rep.Total)
+	require.NotEmpty(t, rep.SalesPerMinute)
+	var seats int
+	for _, mn := range rep.SalesPerMinute {
+		seats += mn.Seats
+		assert.True(t, strings.HasSuffix(mn.Minute, ":00Z"), mn.Minute)
+	}
+	assert.Equal(t, 2, seats)
+
+	code, body, h := testcluster.DoHeader(c.Members[1].HTTPAddr, "GET", "/v1/events/rep-1/report?format=csv", buyer("acct"), nil)
+	require.Equal(t, 200, code, "%s", body)
+	assert.Equal(t, "text/csv; charset=utf-8", h.Get("Content-Type"))
+	rows := strings.Split(strings.TrimSpace(string(body)), "\n")
+	require.GreaterOrEqual(t, len(rows), 6)
+	assert.Equal(t, []string{
+		"kind,id,category,capacity,free,held,sold,revenueCents",
+		"category,std,,20,16,2,2,10000",
+		"section,A,std,10,7,2,1,5000",
+		"section,B,std,10,9,0,1,5000",
+		"total,total,,20,16,2,2,10000",
+	}, rows[:5])
+	assert.True(t, strings.HasPrefix(rows[5], "minute,"), rows[5])
+
+	code, body = c.Do(m, "GET", "/v1/events/rep-1/report?format=xml", buyer("acct"), nil)
+	assert.Equal(t, 400, code, "%s", body)
+	assert.Equal(t, "invalid_argument", decode[problemBody](t, body).Code)
+	code, _ = c.Do(m, "GET", "/v1/events/rep-1/report", buyer("b1"), nil)
+	assert.Equal(t, 403, code)
+}

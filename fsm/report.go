@@ -1,0 +1,334 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"boxoffice"
+)
+
+// The sales report's counters, kept in the same batch as the seats they
+// count, so that a report reads a few keys per section instead of every
+// seat:
+//
+//	R <event> 0 's' <section>            → held, sold (seat records)
+//	R <event> 0 'm' <minute u64 BE>      → seats sold and the amount charged for them in that minute
+//
+// Every seat write goes through applier.set or applier.del, which compare
+// the seat's record before and after and add the difference to its
+// section's counter; the applier writes the sums once per batch. Held counts
+// seat records of holds, some of which may have expired without the sweep
+// having reached them yet: the report subtracts those (bounded by the holds
+// past their expiry in the expiry and checkout indexes).
+//
+// A line's revenue is its sold seats at their category's current price (a
+// counter moved at each sale's price would drift, even below zero, once a
+// price changes between a sale and its cancellation); the sales series has
+// the amounts actually charged, order by order.
+
+const (
+	reportSection = 's'
+	reportMinute  = 'm'
+	// reportExpiredScanMax bounds the expired, unswept holds a report
+	// looks at; the sweep keeps them far fewer.
+	reportExpiredScanMax = 10_000
+)
+
+// sectionCount is a section's counter, or a change to it.
+type sectionCount struct {
+	held, sold   int64
+	revenueCents int64
+}
+
+func sectionCountKey(event, section string) []byte {
+	return append(append(prefix(tagReport, event), reportSection), section...)
+}
+
+func minuteKey(event string, minute int64) []byte {
+	return binary.BigEndian.AppendUint64(append(prefix(tagReport, event), reportMinute), uint64(minute))
+}
+
+func encodeCount(c sectionCount) []byte {
+	w := writer{}
+	w.u8(valueVersion)
+	w.varint(c.held)
+	w.varint(c.sold)
+	w.varint(c.revenueCents)
+	return w.b
+}
+
+func decodeCount(b []byte) (sectionCount, error) {
+	r := reader{b: b}
+	if v := r.u8(); v != valueVersion {
+		return sectionCount{}, fmt.Errorf("counter value version %d: %w", v, errMalformed)
+	}
+	c := sectionCount{held: r.varint(), sold: r.varint(), revenueCents: r.varint()}
+	return c, r.done("counter")
+}
+
+// countSeat adds a seat write to its section's counter change: prev is the
+// seat's record before (nil: free), next after (nil: free).
+func (a *applier) countSeat(k, prev, next []byte) error {
+	ps, _, err := seatStateOf(prev)
+	if err != nil {
+		return err
+	}
+	ns, _, err := seatStateOf(next)
+	if err != nil {
+		return err
+	}
+	if ps == ns {
+		return nil
+	}
+	event := string(k[1 : len(k)-5])
+	ei, err := a.mustEvent(event, "a seat")
+	if err != nil {
+		return err
+	}
+	sec, _, _ := ei.layout.Section(seatIndexOf(k))
+	if a.counts == nil {
+		a.counts = make(map[string]*sectionCount)
+	}
+	ck := string(sectionCountKey(event, sec.ID))
+	d := a.counts[ck]
+	if d == nil {
+		d = &sectionCount{}
+		a.counts[ck] = d
+	}
+	switch ps {
+	case boxoffice.SeatHeld:
+		d.held--
+	case boxoffice.SeatSold:
+		d.sold--
+	}
+	switch ns {
+	case boxoffice.SeatHeld:
+		d.held++
+	case boxoffice.SeatSold:
+		d.sold++
+	}
+	return nil
+}
+
+func seatStateOf(v []byte) (boxoffice.SeatState, int64, error) {
+	if v == nil {
+		return boxoffice.SeatFree, 0, nil
+	}
+	return decodeSeatState(v)
+}
+
+// countSale adds an order paid now to its event's sales series.
+func (a *applier) countSale(o *boxoffice.Order) {
+	if a.minutes == nil {
+		a.minutes = make(map[string]*sectionCount)
+	}
+	mk := string(minuteKey(o.Event, a.nowMs/60_000))
+	d := a.minutes[mk]
+	if d == nil {
+		d = &sectionCount{}
+		a.minutes[mk] = d
+	}
+	d.sold += int64(len(o.Seats))
+	d.revenueCents += o.AmountCents
+}
+
+// flushCounts writes the batch's counter changes, in key order.
+func (a *applier) flushCounts() error {
+	for _, m := range []map[string]*sectionCount{a.counts, a.minutes} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			d := m[k]
+			cur := sectionCount{}
+			v, closer, err := a.b.Get([]byte(k))
+			switch {
+			case errors.Is(err, pebble.ErrNotFound):
+			case err != nil:
+				return err
+			default:
+				cur, err = decodeCount(v)
+				closer.Close()
+				if err != nil {
+					return err
+				}
+			}
+			cur.held += d.held
+			cur.sold += d.sold
+			cur.revenueCents += d.revenueCents
+			if cur.held < 0 || cur.sold < 0 {
+				return fmt.Errorf("counter %q would be %+v", k, cur)
+			}
+			if cur == (sectionCount{}) {
+				if err := a.b.Delete([]byte(k), nil); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := a.b.Set([]byte(k), encodeCount(cur), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Report builds an event's sales report from its counters.
+func (s *Store) Report(event string) (*boxoffice.Report, error) {
+	ei, err := s.eventInfo(event)
+	if err != nil {
+		return nil, err
+	}
+	now := s.NowMs()
+	rep := &boxoffice.Report{Event: event, AtMs: now, Total: boxoffice.ReportLine{ID: "total"}}
+	rep.Sections = make([]boxoffice.ReportLine, len(ei.layout.Sections))
+	bySection := make(map[string]int, len(rep.Sections))
+	for i, sec := range ei.layout.Sections {
+		rep.Sections[i] = boxoffice.ReportLine{ID: sec.ID, Category: sec.Category, Capacity: sec.Rows * sec.SeatsPerRow}
+		bySection[sec.ID] = i
+	}
+	p := append(prefix(tagReport, event), reportSection)
+	err = s.scan(p, upperBound(p), func(k, v []byte) (bool, error) {
+		c, err := decodeCount(v)
+		if err != nil {
+			return false, err
+		}
+		if i, ok := bySection[string(k[len(p):])]; ok {
+			l := &rep.Sections[i]
+			l.Held, l.Sold = int(c.held), int(c.sold)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.uncountExpired(event, ei, now, func(section string) { rep.Sections[bySection[section]].Held-- }); err != nil {
+		return nil, err
+	}
+	byCat := make(map[string]int, len(ei.ev.Categories))
+	rep.Categories = make([]boxoffice.ReportLine, len(ei.ev.Categories))
+	for i, c := range ei.ev.Categories {
+		rep.Categories[i].ID = c.ID
+		byCat[c.ID] = i
+	}
+	add := func(dst *boxoffice.ReportLine, l boxoffice.ReportLine) {
+		dst.Capacity += l.Capacity
+		dst.Held += l.Held
+		dst.Sold += l.Sold
+		dst.RevenueCents += l.RevenueCents
+	}
+	for i := range rep.Sections {
+		l := &rep.Sections[i]
+		l.Free = l.Capacity - l.Held - l.Sold
+		price, _ := ei.ev.Category(l.Category)
+		l.RevenueCents = int64(l.Sold) * price.PriceCents
+		add(&rep.Categories[byCat[l.Category]], *l)
+		add(&rep.Total, *l)
+	}
+	for i := range rep.Categories {
+		l := &rep.Categories[i]
+		l.Free = l.Capacity - l.Held - l.Sold
+	}
+	rep.Total.Free = rep.Total.Capacity - rep.Total.Held - rep.Total.Sold
+	rep.Minutes, err = s.salesMinutes(event, now)
+	return rep, err
+}
+
+// uncountExpired calls uncount with the section of every seat that a
+// counter counts as held but whose hold has expired without the sweep
+// having freed it: the seats of holds past their expiry in the expiry index
+// and of checkouts past their lease.
+func (s *Store) uncountExpired(event string, ei *eventInfo, now int64, uncount func(section string)) error {
+	var holds []string
+	lower, upper := []byte{tagExpiry}, expiryKey(now+1, "")
+	err := s.scan(lower, upper, func(k, _ []byte) (bool, error) {
+		holds = append(holds, string(k[9:]))
+		return len(holds) < reportExpiredScanMax, nil
+	})
+	if err != nil {
+		return err
+	}
+	checkouts, err := s.PendingCheckouts(reportExpiredScanMax)
+	if err != nil {
+		return err
+	}
+	for _, o := range checkouts {
+		if o.Event == event && o.LeaseUntilMs <= now {
+			holds = append(holds, o.Hold)
+		}
+	}
+	for _, id := range holds {
+		v, ok, err := s.get(key(tagHold, id))
+		if err != nil || !ok {
+			return err
+		}
+		h, err := decodeHold(v)
+		if err != nil {
+			return err
+		}
+		if h.Event != event {
+			continue
+		}
+		for _, seat := range h.Seats {
+			n, ok := ei.layout.Index(seat)
+			if !ok {
+				continue
+			}
+			v, ok, err := s.get(seatKey(event, n))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			rec, err := decodeSeat(v)
+			if err != nil {
+				return err
+			}
+			if rec.state == boxoffice.SeatHeld && rec.owner == h.ID && !rec.takenAt(now) {
+				sec, _, _ := ei.layout.Section(n)
+				uncount(sec.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// salesMinutes reads the sales series, zeros filled in, up to now's minute.
+func (s *Store) salesMinutes(event string, now int64) ([]boxoffice.MinuteSales, error) {
+	p := append(prefix(tagReport, event), reportMinute)
+	last := now / 60_000
+	first := last - boxoffice.ReportMinutesMax + 1
+	var got []boxoffice.MinuteSales
+	err := s.scan(binary.BigEndian.AppendUint64(slices.Clone(p), uint64(max(first, 0))), upperBound(p), func(k, v []byte) (bool, error) {
+		c, err := decodeCount(v)
+		if err != nil {
+			return false, err
+		}
+		m := int64(binary.BigEndian.Uint64(k[len(p):]))
+		got = append(got, boxoffice.MinuteSales{MinuteMs: m * 60_000, Seats: int(c.sold), RevenueCents: c.revenueCents})
+		return true, nil
+	})
+	if err != nil || len(got) == 0 {
+		return nil, err
+	}
+	start := got[0].MinuteMs / 60_000
+	end := max(last, got[len(got)-1].MinuteMs/60_000)
+	out := make([]boxoffice.MinuteSales, 0, end-start+1)
+	j := 0
+	for m := start; m <= end && len(out) < boxoffice.ReportMinutesMax; m++ {
+		ms := boxoffice.MinuteSales{MinuteMs: m * 60_000}
+		if j < len(got) && got[j].MinuteMs == ms.MinuteMs {
+			ms = got[j]
+			j++
+		}
+		out = append(out, ms)
+	}
+	return out, nil
+}
