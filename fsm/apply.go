@@ -30,6 +30,7 @@ type applier struct {
 	changes []SeatChange             // this batch's seat writes, for the feed
 	counts  map[string]*sectionCount // this batch's changes to report counters (report.go)
 	minutes map[string]*sectionCount // this batch's sales, by minute key
+	prices  map[string][]catPrice    // orders' unit prices read or written in this batch
 }
 
 func (a *applier) applyEntry(e Entry) ([]Result, error) {
@@ -606,6 +607,10 @@ func (a *applier) purchase(c *Purchase) (Result, error) {
 		PaymentRef:  c.PaymentRef,
 		CreatedAtMs: a.nowMs,
 		State:       boxoffice.OrderPaid,
+	}
+	// Before the seats are sold: their sale counts at these prices.
+	if err := a.putOrderPrices(ei, o); err != nil {
+		return Result{}, err
 	}
 	sold := encodeSeat(seatRec{state: boxoffice.SeatSold, owner: o.ID})
 	for _, id := range h.Seats {

@@ -425,17 +425,21 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 		if i < 0 || len(k) < i+2 {
 			return "", fmt.Errorf("bad report key")
 		}
+		event, rest := string(k[1:i]), k[i+2:]
+		if k[i+1] == reportPrices {
+			ps, err := decodePrices(v)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("prices %s/%s %v", event, rest, ps), nil
+		}
 		c, err := decodeCount(v)
 		if err != nil {
 			return "", err
 		}
-		event, rest := string(k[1:i]), k[i+2:]
 		switch k[i+1] {
 		case reportSection:
-			if c.revenueCents != 0 {
-				return "", fmt.Errorf("section counter with revenue")
-			}
-			return fmt.Sprintf("count %s/%s held=%d sold=%d", event, rest, c.held, c.sold), nil
+			return fmt.Sprintf("count %s/%s held=%d sold=%d revenue=%d", event, rest, c.held, c.sold, c.revenueCents), nil
 		case reportMinute:
 			if len(rest) != 8 {
 				return "", fmt.Errorf("bad minute key")
@@ -475,6 +479,7 @@ func checkInvariants(t testing.TB, s *Store) {
 	idems := map[string]*idemRecord{}     // subject NUL key
 	idemAges := map[string][]int64{}      // subject NUL key -> createdAtMs of its age entries
 	counters := map[string]sectionCount{} // event/section -> report counter
+	prices := map[string][]catPrice{}     // order -> its unit prices
 	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
 		var err error
 		switch k[0] {
@@ -524,10 +529,18 @@ func checkInvariants(t testing.TB, s *Store) {
 				idems[string(k[1:])] = rec
 			}
 		case tagReport:
-			if i := bytes.IndexByte(k, 0); i > 0 && len(k) > i+1 && k[i+1] == reportSection {
+			i := bytes.IndexByte(k, 0)
+			require.True(t, i > 0 && len(k) > i+1, "report key %q", k)
+			switch k[i+1] {
+			case reportSection:
 				var c sectionCount
 				if c, err = decodeCount(v); err == nil {
 					counters[string(k[1:i])+"/"+string(k[i+2:])] = c
+				}
+			case reportPrices:
+				var ps []catPrice
+				if ps, err = decodePrices(v); err == nil {
+					prices[string(k[i+2:])] = ps
 				}
 			}
 		case tagIdemAge:
@@ -552,6 +565,9 @@ func checkInvariants(t testing.TB, s *Store) {
 		c := scanned[sk.event+"/"+sec.ID]
 		if rec.state == boxoffice.SeatSold {
 			c.sold++
+			i := slices.IndexFunc(prices[rec.owner], func(p catPrice) bool { return p.category == sec.Category })
+			require.GreaterOrEqual(t, i, 0, "sold seat %s/%s: order %s has no price of %s", sk.event, l.ID(sk.idx), rec.owner, sec.Category)
+			c.revenueCents += prices[rec.owner][i].priceCents
 		} else {
 			c.held++
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -15,8 +16,9 @@ import (
 // count, so that a report reads a few keys per section instead of every
 // seat:
 //
-//	R <event> 0 's' <section>            → held, sold (seat records)
+//	R <event> 0 's' <section>            → held, sold (seat records), revenueCents of the sold
 //	R <event> 0 'm' <minute u64 BE>      → seats sold and the amount charged for them in that minute
+//	R <event> 0 'p' <order>              → the unit price of each category of the order's seats
 //
 // Every seat write goes through applier.set or applier.del, which compare
 // the seat's record before and after and add the difference to its
@@ -25,14 +27,17 @@ import (
 // having reached them yet: the report subtracts those (bounded by the holds
 // past their expiry in the expiry and checkout indexes).
 //
-// A line's revenue is its sold seats at their category's current price (a
-// counter moved at each sale's price would drift, even below zero, once a
-// price changes between a sale and its cancellation); the sales series has
-// the amounts actually charged, order by order.
+// Revenue is what the seats were sold for, not their price now: an order's
+// unit prices are recorded when its amount is computed (a purchase, a
+// checkout's begin), one per category, since every seat of one category in
+// one order costs the same and an exchange keeps categories. A seat brings
+// its order's price of its category to its section's revenue when it is
+// sold and takes it away when it is freed.
 
 const (
 	reportSection = 's'
 	reportMinute  = 'm'
+	reportPrices  = 'p'
 	// reportExpiredScanMax bounds the expired, unswept holds a report
 	// looks at; the sweep keeps them far fewer.
 	reportExpiredScanMax = 10_000
@@ -90,6 +95,13 @@ func (a *applier) countSeat(k, prev, next []byte) error {
 		return err
 	}
 	sec, _, _ := ei.layout.Section(seatIndexOf(k))
+	price := func(rec []byte) (int64, error) {
+		s, err := decodeSeat(rec)
+		if err != nil {
+			return 0, err
+		}
+		return a.orderPrice(ei, s.owner, sec.Category)
+	}
 	if a.counts == nil {
 		a.counts = make(map[string]*sectionCount)
 	}
@@ -103,15 +115,111 @@ func (a *applier) countSeat(k, prev, next []byte) error {
 	case boxoffice.SeatHeld:
 		d.held--
 	case boxoffice.SeatSold:
+		p, err := price(prev)
+		if err != nil {
+			return err
+		}
 		d.sold--
+		d.revenueCents -= p
 	}
 	switch ns {
 	case boxoffice.SeatHeld:
 		d.held++
 	case boxoffice.SeatSold:
+		p, err := price(next)
+		if err != nil {
+			return err
+		}
 		d.sold++
+		d.revenueCents += p
 	}
 	return nil
+}
+
+// catPrice is the unit price of one category's seats in one order.
+type catPrice struct {
+	category   string
+	priceCents int64
+}
+
+func orderPricesKey(event, order string) []byte {
+	return append(append(prefix(tagReport, event), reportPrices), order...)
+}
+
+func encodePrices(ps []catPrice) []byte {
+	w := writer{}
+	w.u8(valueVersion)
+	w.uvarint(uint64(len(ps)))
+	for _, p := range ps {
+		w.str(p.category)
+		w.varint(p.priceCents)
+	}
+	return w.b
+}
+
+func decodePrices(b []byte) ([]catPrice, error) {
+	r := reader{b: b}
+	if v := r.u8(); v != valueVersion {
+		return nil, fmt.Errorf("order prices value version %d: %w", v, errMalformed)
+	}
+	ps := make([]catPrice, r.count(boxoffice.CategoriesMax, 2))
+	for i := range ps {
+		ps[i] = catPrice{category: r.str(), priceCents: r.varint()}
+	}
+	return ps, r.done("order prices")
+}
+
+// putOrderPrices records the current unit price of each category of an
+// order's seats: what the order's amount is computed from.
+func (a *applier) putOrderPrices(ei *eventInfo, o *boxoffice.Order) error {
+	var ps []catPrice
+	for _, id := range o.Seats {
+		n, ok := ei.layout.Index(id)
+		if !ok {
+			return fmt.Errorf("seat %q of order %q is not in event %q", id, o.ID, o.Event)
+		}
+		sec, _, _ := ei.layout.Section(n)
+		if slices.ContainsFunc(ps, func(p catPrice) bool { return p.category == sec.Category }) {
+			continue
+		}
+		c, _ := ei.ev.Category(sec.Category)
+		ps = append(ps, catPrice{category: sec.Category, priceCents: c.PriceCents})
+	}
+	slices.SortFunc(ps, func(x, y catPrice) int { return strings.Compare(x.category, y.category) })
+	if a.prices == nil {
+		a.prices = make(map[string][]catPrice)
+	}
+	a.prices[o.ID] = ps
+	return a.set(orderPricesKey(o.Event, o.ID), encodePrices(ps))
+}
+
+// orderPrice is what a seat of category cost in order.
+func (a *applier) orderPrice(ei *eventInfo, order, category string) (int64, error) {
+	ps, ok := a.prices[order]
+	if !ok {
+		v, found, err := a.get(orderPricesKey(ei.ev.ID, order))
+		if err != nil {
+			return 0, err
+		}
+		if found {
+			if ps, err = decodePrices(v); err != nil {
+				return 0, err
+			}
+		}
+		if a.prices == nil {
+			a.prices = make(map[string][]catPrice)
+		}
+		a.prices[order] = ps
+	}
+	for _, p := range ps {
+		if p.category == category {
+			return p.priceCents, nil
+		}
+	}
+	// An order sold before its prices were recorded (a store older than
+	// the report): its category's price now, the best there is.
+	c, _ := ei.ev.Category(category)
+	return c.PriceCents, nil
 }
 
 func seatStateOf(v []byte) (boxoffice.SeatState, int64, error) {
@@ -201,7 +309,7 @@ func (s *Store) Report(event string) (*boxoffice.Report, error) {
 		}
 		if i, ok := bySection[string(k[len(p):])]; ok {
 			l := &rep.Sections[i]
-			l.Held, l.Sold = int(c.held), int(c.sold)
+			l.Held, l.Sold, l.RevenueCents = int(c.held), int(c.sold), c.revenueCents
 		}
 		return true, nil
 	})
@@ -226,8 +334,6 @@ func (s *Store) Report(event string) (*boxoffice.Report, error) {
 	for i := range rep.Sections {
 		l := &rep.Sections[i]
 		l.Free = l.Capacity - l.Held - l.Sold
-		price, _ := ei.ev.Category(l.Category)
-		l.RevenueCents = int64(l.Sold) * price.PriceCents
 		add(&rep.Categories[byCat[l.Category]], *l)
 		add(&rep.Total, *l)
 	}

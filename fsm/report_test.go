@@ -12,8 +12,9 @@ import (
 )
 
 // scanReport computes what Report must say by reading every seat of the
-// event, as a report without counters would.
-func scanReport(t *testing.T, s *Store, event string) (sections map[string]boxoffice.ReportLine, minutesSeats int, minutesCents int64) {
+// event, as a report without counters would. sold is the unit price of each
+// category in each order, as the test saw the prices when it made the order.
+func scanReport(t *testing.T, s *Store, event string, sold map[string]map[string]int64) (sections map[string]boxoffice.ReportLine, minutesSeats int, minutesCents int64, paidCents int64) {
 	t.Helper()
 	ev, err := s.Event(event)
 	require.NoError(t, err)
@@ -33,8 +34,9 @@ func scanReport(t *testing.T, s *Store, event string) (sections map[string]boxof
 			l.Held++
 		case boxoffice.SeatSold:
 			l.Sold++
-			price, _ := ev.Category(seat.Category)
-			l.RevenueCents += price.PriceCents
+			price, ok := sold[seat.Order][seat.Category]
+			require.True(t, ok, "seat %s sold by order %s of unknown prices", seat.ID, seat.Order)
+			l.RevenueCents += price
 		}
 		sections[sec] = l
 	}
@@ -45,6 +47,9 @@ func scanReport(t *testing.T, s *Store, event string) (sections map[string]boxof
 		if err != nil {
 			return false, err
 		}
+		if o.Event == event && o.State == boxoffice.OrderPaid {
+			paidCents += o.AmountCents
+		}
 		if o.Event == event && (o.State == boxoffice.OrderPaid || o.State == boxoffice.OrderCancelled ||
 			(o.State == boxoffice.OrderRefunded && o.FailReason == "")) {
 			minutesSeats += len(o.Seats)
@@ -53,14 +58,15 @@ func scanReport(t *testing.T, s *Store, event string) (sections map[string]boxof
 		return true, nil
 	})
 	require.NoError(t, err)
-	return sections, minutesSeats, minutesCents
+	return sections, minutesSeats, minutesCents, paidCents
 }
 
 // The report's counters agree with a full scan of the seats after a random
 // workload of holds, releases, extensions, purchases, checkouts (completed,
-// failed, past their lease), cancellations, exchanges, sweeps and clock
-// jumps past expiries, at every step; and the sales series adds up to the
-// orders that were sold.
+// failed, past their lease), cancellations, exchanges, price changes, sweeps
+// and clock jumps past expiries, at every step: seats by state, revenue at
+// the prices each order was sold at (their sum is what the paid orders
+// charged), and the sales series adds up to the orders that were sold.
 func TestReportCountersMatchScan(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -71,6 +77,8 @@ func TestReportCountersMatchScan(t *testing.T) {
 			l := boxoffice.NewLayout(ev.Venue)
 			seat := func() string { return l.ID(r.IntN(l.Capacity())) }
 			var holds, orders, pending []string
+			prices := map[string]int64{"floor": 9900, "tier": 4900}
+			sold := map[string]map[string]int64{} // order -> category -> unit price when it was made
 			pick := func(ids []string) string {
 				if len(ids) == 0 {
 					return "none"
@@ -114,9 +122,22 @@ func TestReportCountersMatchScan(t *testing.T) {
 				case 9:
 					c = &Expire{Max: 1 + r.IntN(3)}
 				case 10:
-					c = &ExtendHold{Hold: pick(holds)}
+					if r.IntN(3) > 0 {
+						c = &ExtendHold{Hold: pick(holds)}
+						break
+					}
+					// A price change: sold seats keep what they were sold for.
+					up := ev
+					up.Categories = []boxoffice.Category{{ID: "floor", Name: "Floor", PriceCents: int64(100 * (50 + r.IntN(100)))}, {ID: "tier", Name: "Tier", PriceCents: int64(100 * (10 + r.IntN(50)))}}
+					c = &UpdateEvent{Event: up}
 				}
 				res := e.one(c)
+				if u, ok := c.(*UpdateEvent); ok && res.Err == nil {
+					prices = map[string]int64{"floor": u.Event.Categories[0].PriceCents, "tier": u.Event.Categories[1].PriceCents}
+				}
+				if res.Err == nil && res.Order != nil && sold[res.Order.ID] == nil {
+					sold[res.Order.ID] = map[string]int64{"floor": prices["floor"], "tier": prices["tier"]}
+				}
 				if res.Err == nil {
 					if res.Hold != nil && res.Hold.State == boxoffice.HoldActive {
 						holds = append(holds, res.Hold.ID)
@@ -135,7 +156,7 @@ func TestReportCountersMatchScan(t *testing.T) {
 				}
 				rep, err := e.s.Report("r1")
 				require.NoError(t, err)
-				want, seats, cents := scanReport(t, e.s, "r1")
+				want, seats, cents, paid := scanReport(t, e.s, "r1", sold)
 				total := boxoffice.ReportLine{ID: "total"}
 				for _, got := range rep.Sections {
 					require.Equal(t, want[got.ID], got, "step %d: section %s after %T", step, got.ID, c)
@@ -146,6 +167,7 @@ func TestReportCountersMatchScan(t *testing.T) {
 					total.RevenueCents += got.RevenueCents
 				}
 				require.Equal(t, total, rep.Total, "step %d", step)
+				require.Equal(t, paid, rep.Total.RevenueCents, "step %d: revenue is what the paid orders charged", step)
 				require.Len(t, rep.Categories, 2)
 				require.Equal(t, want["A"].Sold+want["B"].Sold, rep.Categories[0].Sold)
 				require.Equal(t, want["A"].Held+want["B"].Held, rep.Categories[0].Held)
