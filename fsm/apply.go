@@ -26,11 +26,12 @@ type applier struct {
 	index   uint64 // entry being applied
 	pos     int    // command position in the entry
 	events  map[string]*eventInfo
-	pending map[string]cachedValue   // this batch's writes of cacheable keys
-	changes []SeatChange             // this batch's seat writes, for the feed
-	counts  map[string]*sectionCount // this batch's changes to report counters (report.go)
-	minutes map[string]*sectionCount // this batch's sales, by minute key
-	prices  map[string][]catPrice    // orders' unit prices read or written in this batch
+	pending map[string]cachedValue     // this batch's writes of cacheable keys
+	changes []SeatChange               // this batch's seat writes, for the feed
+	counts  map[countKey]*sectionCount // this batch's changes to report counters (report.go)
+	minutes map[countKey]*sectionCount // this batch's sales, by minute
+	prices  map[string][]catPrice      // orders' unit prices read or written in this batch
+	seatEI  *eventInfo                 // the event of the last seat counted
 }
 
 func (a *applier) applyEntry(e Entry) ([]Result, error) {
@@ -252,6 +253,7 @@ func (a *applier) putEvent(ev *boxoffice.Event) error {
 		a.events = make(map[string]*eventInfo)
 	}
 	a.events[ev.ID] = newEventInfo(ev)
+	a.seatEI = nil
 	return a.set(key(tagEvent, ev.ID), encodeEventValue(ev))
 }
 

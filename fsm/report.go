@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -89,23 +90,17 @@ func (a *applier) countSeat(k, prev, next []byte) error {
 	if ps == ns {
 		return nil
 	}
-	event := string(k[1 : len(k)-5])
-	ei, err := a.mustEvent(event, "a seat")
+	ei, err := a.seatEvent(k[1 : len(k)-5])
 	if err != nil {
 		return err
 	}
 	sec, _, _ := ei.layout.Section(seatIndexOf(k))
-	price := func(rec []byte) (int64, error) {
-		s, err := decodeSeat(rec)
-		if err != nil {
-			return 0, err
-		}
-		return a.orderPrice(ei, s.owner, sec.Category)
-	}
 	if a.counts == nil {
-		a.counts = make(map[string]*sectionCount)
+		a.counts = make(map[countKey]*sectionCount)
 	}
-	ck := string(sectionCountKey(event, sec.ID))
+	// Strings of the event's own, so that counting a seat allocates nothing
+	// but the first change of a section in a batch.
+	ck := countKey{event: ei.ev.ID, id: sec.ID}
 	d := a.counts[ck]
 	if d == nil {
 		d = &sectionCount{}
@@ -115,7 +110,7 @@ func (a *applier) countSeat(k, prev, next []byte) error {
 	case boxoffice.SeatHeld:
 		d.held--
 	case boxoffice.SeatSold:
-		p, err := price(prev)
+		p, err := a.soldPrice(ei, prev, sec.Category)
 		if err != nil {
 			return err
 		}
@@ -126,7 +121,7 @@ func (a *applier) countSeat(k, prev, next []byte) error {
 	case boxoffice.SeatHeld:
 		d.held++
 	case boxoffice.SeatSold:
-		p, err := price(next)
+		p, err := a.soldPrice(ei, next, sec.Category)
 		if err != nil {
 			return err
 		}
@@ -134,6 +129,38 @@ func (a *applier) countSeat(k, prev, next []byte) error {
 		d.revenueCents += p
 	}
 	return nil
+}
+
+// countKey names a section's counter (id: the section) or a minute of
+// sales (minute) of an event, in the applier's changes of one batch.
+type countKey struct {
+	event  string
+	id     string
+	minute int64
+}
+
+// seatEvent is the event of a seat key's event part, remembered from the
+// last seat: a batch's seats are mostly of one event.
+func (a *applier) seatEvent(event []byte) (*eventInfo, error) {
+	if a.seatEI != nil && a.seatEI.ev.ID == string(event) {
+		return a.seatEI, nil
+	}
+	ei, err := a.mustEvent(string(event), "a seat")
+	if err != nil {
+		return nil, err
+	}
+	a.seatEI = ei
+	return ei, nil
+}
+
+// soldPrice is what the sold seat whose record is rec, of category, was
+// sold for.
+func (a *applier) soldPrice(ei *eventInfo, rec []byte, category string) (int64, error) {
+	s, err := decodeSeat(rec)
+	if err != nil {
+		return 0, err
+	}
+	return a.orderPrice(ei, s.owner, category)
 }
 
 // catPrice is the unit price of one category's seats in one order.
@@ -232,9 +259,9 @@ func seatStateOf(v []byte) (boxoffice.SeatState, int64, error) {
 // countSale adds an order paid now to its event's sales series.
 func (a *applier) countSale(o *boxoffice.Order) {
 	if a.minutes == nil {
-		a.minutes = make(map[string]*sectionCount)
+		a.minutes = make(map[countKey]*sectionCount)
 	}
-	mk := string(minuteKey(o.Event, a.nowMs/60_000))
+	mk := countKey{event: o.Event, minute: a.nowMs / 60_000}
 	d := a.minutes[mk]
 	if d == nil {
 		d = &sectionCount{}
@@ -246,16 +273,27 @@ func (a *applier) countSale(o *boxoffice.Order) {
 
 // flushCounts writes the batch's counter changes, in key order.
 func (a *applier) flushCounts() error {
-	for _, m := range []map[string]*sectionCount{a.counts, a.minutes} {
-		keys := make([]string, 0, len(m))
+	for _, m := range []map[countKey]*sectionCount{a.counts, a.minutes} {
+		keys := make([]countKey, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			d := m[k]
+		slices.SortFunc(keys, func(x, y countKey) int {
+			return cmp.Or(strings.Compare(x.event, y.event), strings.Compare(x.id, y.id), cmp.Compare(x.minute, y.minute))
+		})
+		for _, ck := range keys {
+			d := m[ck]
+			var k []byte
+			if ck.id != "" {
+				k = sectionCountKey(ck.event, ck.id)
+			} else {
+				k = minuteKey(ck.event, ck.minute)
+			}
+			// Committed state: counters are written here only, once per
+			// key and batch. (A read through the indexed batch would build
+			// iterators over it.)
 			cur := sectionCount{}
-			v, closer, err := a.b.Get([]byte(k))
+			v, closer, err := a.s.db.Get(k)
 			switch {
 			case errors.Is(err, pebble.ErrNotFound):
 			case err != nil:
@@ -274,12 +312,12 @@ func (a *applier) flushCounts() error {
 				return fmt.Errorf("counter %q would be %+v", k, cur)
 			}
 			if cur == (sectionCount{}) {
-				if err := a.b.Delete([]byte(k), nil); err != nil {
+				if err := a.b.Delete(k, nil); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := a.b.Set([]byte(k), encodeCount(cur), nil); err != nil {
+			if err := a.b.Set(k, encodeCount(cur), nil); err != nil {
 				return err
 			}
 		}
