@@ -95,17 +95,9 @@ func (a *applier) countSeat(k, prev, next []byte) error {
 		return err
 	}
 	sec, _, _ := ei.layout.Section(seatIndexOf(k))
-	if a.counts == nil {
-		a.counts = make(map[countKey]*sectionCount)
-	}
 	// Strings of the event's own, so that counting a seat allocates nothing
 	// but the first change of a section in a batch.
-	ck := countKey{event: ei.ev.ID, id: sec.ID}
-	d := a.counts[ck]
-	if d == nil {
-		d = &sectionCount{}
-		a.counts[ck] = d
-	}
+	d := a.unitCount(ei.ev.ID, sec.ID)
 	switch ps {
 	case boxoffice.SeatHeld:
 		d.held--
@@ -129,6 +121,23 @@ func (a *applier) countSeat(k, prev, next []byte) error {
 		d.revenueCents += p
 	}
 	return nil
+}
+
+// unitCount is the batch's change to the counter of one unit of an event:
+// a section (by its id), or whatever else holds seats of one category (a
+// general-admission area, by its id, counted by quantity rather than seat
+// records, adds its own changes here and its line in reportUnits).
+func (a *applier) unitCount(event, unit string) *sectionCount {
+	if a.counts == nil {
+		a.counts = make(map[countKey]*sectionCount)
+	}
+	ck := countKey{event: event, id: unit}
+	d := a.counts[ck]
+	if d == nil {
+		d = &sectionCount{}
+		a.counts[ck] = d
+	}
+	return d
 }
 
 // countKey names a section's counter (id: the section) or a minute of
@@ -333,11 +342,10 @@ func (s *Store) Report(event string) (*boxoffice.Report, error) {
 	}
 	now := s.NowMs()
 	rep := &boxoffice.Report{Event: event, AtMs: now, Total: boxoffice.ReportLine{ID: "total"}}
-	rep.Sections = make([]boxoffice.ReportLine, len(ei.layout.Sections))
+	rep.Sections = reportUnits(ei)
 	bySection := make(map[string]int, len(rep.Sections))
-	for i, sec := range ei.layout.Sections {
-		rep.Sections[i] = boxoffice.ReportLine{ID: sec.ID, Category: sec.Category, Capacity: sec.Rows * sec.SeatsPerRow}
-		bySection[sec.ID] = i
+	for i, l := range rep.Sections {
+		bySection[l.ID] = i
 	}
 	p := append(prefix(tagReport, event), reportSection)
 	err = s.scan(p, upperBound(p), func(k, v []byte) (bool, error) {
@@ -382,6 +390,16 @@ func (s *Store) Report(event string) (*boxoffice.Report, error) {
 	rep.Total.Free = rep.Total.Capacity - rep.Total.Held - rep.Total.Sold
 	rep.Minutes, err = s.salesMinutes(event, now)
 	return rep, err
+}
+
+// reportUnits lists the lines of a report's sections, empty but for their
+// capacity: one per unit with a counter (unitCount), in layout order.
+func reportUnits(ei *eventInfo) []boxoffice.ReportLine {
+	out := make([]boxoffice.ReportLine, len(ei.layout.Sections))
+	for i, sec := range ei.layout.Sections {
+		out[i] = boxoffice.ReportLine{ID: sec.ID, Category: sec.Category, Capacity: sec.Rows * sec.SeatsPerRow}
+	}
+	return out
 }
 
 // uncountExpired calls uncount with the section of every seat that a
