@@ -334,13 +334,31 @@ func (a *applier) flushCounts() error {
 	return nil
 }
 
-// Report builds an event's sales report from its counters.
+// Report builds an event's sales report from its counters. It reads one
+// Pebble snapshot, so that counters, indexes and clock are of one applied
+// index, whatever commits meanwhile.
 func (s *Store) Report(event string) (*boxoffice.Report, error) {
-	ei, err := s.eventInfo(event)
+	v, err := s.snapView()
 	if err != nil {
 		return nil, err
 	}
-	now := s.NowMs()
+	defer v.close()
+	raw, ok, err := v.get(key(tagEvent, event))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, boxoffice.Errorf(boxoffice.CodeEventNotFound, "event %q", event)
+	}
+	ev, err := decodeEventValue(raw)
+	if err != nil {
+		return nil, err
+	}
+	ei := newEventInfo(ev)
+	now, err := v.nowMs()
+	if err != nil {
+		return nil, err
+	}
 	rep := &boxoffice.Report{Event: event, AtMs: now, Total: boxoffice.ReportLine{ID: "total"}}
 	rep.Sections = reportUnits(ei)
 	bySection := make(map[string]int, len(rep.Sections))
@@ -348,8 +366,8 @@ func (s *Store) Report(event string) (*boxoffice.Report, error) {
 		bySection[l.ID] = i
 	}
 	p := append(prefix(tagReport, event), reportSection)
-	err = s.scan(p, upperBound(p), func(k, v []byte) (bool, error) {
-		c, err := decodeCount(v)
+	err = v.scan(p, upperBound(p), func(k, val []byte) (bool, error) {
+		c, err := decodeCount(val)
 		if err != nil {
 			return false, err
 		}
@@ -362,7 +380,7 @@ func (s *Store) Report(event string) (*boxoffice.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.uncountExpired(event, ei, now, func(section string) { rep.Sections[bySection[section]].Held-- }); err != nil {
+	if err := v.uncountExpired(event, ei, now, func(section string) { rep.Sections[bySection[section]].Held-- }); err != nil {
 		return nil, err
 	}
 	byCat := make(map[string]int, len(ei.ev.Categories))
@@ -388,8 +406,78 @@ func (s *Store) Report(event string) (*boxoffice.Report, error) {
 		l.Free = l.Capacity - l.Held - l.Sold
 	}
 	rep.Total.Free = rep.Total.Capacity - rep.Total.Held - rep.Total.Sold
-	rep.Minutes, err = s.salesMinutes(event, now)
+	rep.Minutes, err = v.salesMinutes(event, now)
 	return rep, err
+}
+
+// snapshotView reads a Pebble snapshot of the store. It holds the store's
+// read lock until closed, so that a Restore (which closes Pebble, and may
+// not under an open snapshot) waits for it: a report takes milliseconds.
+type snapshotView struct {
+	s    *Store
+	snap *pebble.Snapshot
+}
+
+func (s *Store) snapView() (snapshotView, error) {
+	s.mu.RLock()
+	if s.db == nil {
+		s.mu.RUnlock()
+		return snapshotView{}, errClosed
+	}
+	return snapshotView{s: s, snap: s.db.NewSnapshot()}, nil
+}
+
+func (v snapshotView) close() {
+	v.snap.Close()
+	v.s.mu.RUnlock()
+}
+
+func (v snapshotView) get(k []byte) ([]byte, bool, error) {
+	val, closer, err := v.snap.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %q: %w", k, err)
+	}
+	defer closer.Close()
+	return slices.Clone(val), true, nil
+}
+
+// nowMs is the state machine's clock as of the snapshot.
+func (v snapshotView) nowMs() (int64, error) {
+	val, ok, err := v.get(keyApplied)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(val) != 16 {
+		return 0, fmt.Errorf("applied index value has %d bytes: %w", len(val), errMalformed)
+	}
+	return int64(binary.BigEndian.Uint64(val[8:])), nil
+}
+
+// scan calls fn for each key in [lower, upper) until fn returns false.
+func (v snapshotView) scan(lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		val, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		more, err := fn(it.Key(), val)
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
 }
 
 // reportUnits lists the lines of a report's sections, empty but for their
@@ -406,7 +494,7 @@ func reportUnits(ei *eventInfo) []boxoffice.ReportLine {
 // counter counts as held but whose hold has expired without the sweep
 // having freed it: the seats of holds past their expiry in the expiry index
 // and of checkouts past their lease.
-func (s *Store) uncountExpired(event string, ei *eventInfo, now int64, uncount func(section string)) error {
+func (s snapshotView) uncountExpired(event string, ei *eventInfo, now int64, uncount func(section string)) error {
 	var holds []string
 	lower, upper := []byte{tagExpiry}, expiryKey(now+1, "")
 	err := s.scan(lower, upper, func(k, _ []byte) (bool, error) {
@@ -416,11 +504,23 @@ func (s *Store) uncountExpired(event string, ei *eventInfo, now int64, uncount f
 	if err != nil {
 		return err
 	}
-	checkouts, err := s.PendingCheckouts(reportExpiredScanMax)
+	var checkouts []string
+	err = s.scan([]byte{tagCheckout}, []byte{tagCheckout + 1}, func(k, _ []byte) (bool, error) {
+		checkouts = append(checkouts, string(k[1:]))
+		return len(checkouts) < reportExpiredScanMax, nil
+	})
 	if err != nil {
 		return err
 	}
-	for _, o := range checkouts {
+	for _, id := range checkouts {
+		v, ok, err := s.get(key(tagOrder, id))
+		if err != nil || !ok {
+			return err
+		}
+		o, err := decodeOrder(v)
+		if err != nil {
+			return err
+		}
 		if o.Event == event && o.LeaseUntilMs <= now {
 			holds = append(holds, o.Hold)
 		}
@@ -463,7 +563,7 @@ func (s *Store) uncountExpired(event string, ei *eventInfo, now int64, uncount f
 }
 
 // salesMinutes reads the sales series, zeros filled in, up to now's minute.
-func (s *Store) salesMinutes(event string, now int64) ([]boxoffice.MinuteSales, error) {
+func (s snapshotView) salesMinutes(event string, now int64) ([]boxoffice.MinuteSales, error) {
 	p := append(prefix(tagReport, event), reportMinute)
 	last := now / 60_000
 	first := last - boxoffice.ReportMinutesMax + 1

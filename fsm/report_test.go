@@ -196,3 +196,51 @@ func TestReportCountersMatchScan(t *testing.T) {
 		})
 	}
 }
+
+// Reports read while batches commit are each of one applied state: every
+// line adds up, nothing is negative, and the sold count never goes back
+// while seats are only bought.
+func TestReportWhileApplying(t *testing.T) {
+	e := &checkoutEnv{t: t, s: newMemStore(t), now: 1_000}
+	ev := testEvent(t, "r2", "A:floor:10x10", "floor:100", 1000, 30)
+	require.NoError(t, e.one(&CreateEvent{Event: ev}).Err)
+	l := boxoffice.NewLayout(ev.Venue)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			e.index++
+			rs, err := e.s.ApplyEntries([]Entry{entryOf(e.index, e.now, &Hold{Event: "r2", Buyer: "u1", Seats: []string{l.ID(2 * i), l.ID(2*i + 1)}})})
+			if err != nil || rs[0][0].Err != nil {
+				t.Errorf("hold %d: %v %v", i, err, rs)
+				return
+			}
+			e.index++
+			if _, err := e.s.ApplyEntries([]Entry{entryOf(e.index, e.now, &Purchase{Hold: rs[0][0].Hold.ID, PaymentRef: "p"})}); err != nil {
+				t.Errorf("purchase %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	lastSold := 0
+	for reading := true; reading; {
+		select {
+		case <-done:
+			reading = false
+		default:
+		}
+		rep, err := e.s.Report("r2")
+		require.NoError(t, err)
+		tot := rep.Total
+		require.Equal(t, 100, tot.Capacity)
+		require.Equal(t, tot.Capacity, tot.Free+tot.Held+tot.Sold, "%+v", tot)
+		require.GreaterOrEqual(t, tot.Free, 0)
+		require.Equal(t, int64(tot.Sold)*100, tot.RevenueCents, "%+v", tot)
+		require.GreaterOrEqual(t, tot.Sold, lastSold)
+		require.Equal(t, tot.Sold%2, 0, "a purchase sells both seats of its hold at once")
+		lastSold = tot.Sold
+	}
+	rep, err := e.s.Report("r2")
+	require.NoError(t, err)
+	require.Equal(t, 100, rep.Total.Sold)
+}
