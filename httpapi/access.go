@@ -125,7 +125,7 @@ func (s *Server) eventRead(ctx *fasthttp.RequestCtx, event string, need boxoffic
 			return err
 		}
 		if lvl < need {
-			return boxoffice.Errorf(boxoffice.CodeForbidden, "%q needs %s on event %q and has %s", p.Subject, need, event, lvl)
+			return accessDenied(p, event, need, lvl)
 		}
 		return fn(st)
 	}
@@ -142,6 +142,14 @@ func (s *Server) eventRead(ctx *fasthttp.RequestCtx, event string, need boxoffic
 		}
 		return check()
 	})
+}
+
+// accessDenied says why a caller may not do what needs need on event.
+func accessDenied(p Principal, event string, need, have boxoffice.AccessLevel) error {
+	if have == boxoffice.AccessNone {
+		return boxoffice.Errorf(boxoffice.CodeForbidden, "event %q belongs to another organiser, and %q holds no grant on it", event, p.Subject)
+	}
+	return boxoffice.Errorf(boxoffice.CodeForbidden, "%q needs %s on event %q and has %s", p.Subject, need, event, have)
 }
 
 type grantJSON struct {

@@ -299,7 +299,7 @@ func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 			if lvl, err := s.node.Store(shard).Access(id, p.Subject, isAdmin(p)); err != nil {
 				return err
 			} else if lvl < boxoffice.AccessManage {
-				return boxoffice.Errorf(boxoffice.CodeForbidden, "%q needs manage on event %q and has %s", p.Subject, id, lvl)
+				return accessDenied(p, id, boxoffice.AccessManage, lvl)
 			}
 			ev, err := in.apply(*cur)
 			if err != nil {

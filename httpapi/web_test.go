@@ -370,6 +370,10 @@ func TestWebPage(t *testing.T) {
 		got := eval[int](t, p, `window.boxoffice.report().loads`) - loads
 		assert.LessOrEqual(t, got, int(time.Since(start)/time.Second)+2, "report loads while selling")
 		assert.Greater(t, got, 0)
+		dir := filepath.Join("..", "artifacts")
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		png := get(t, p, chromedp.FullScreenshot(100))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "webpage-report.png"), png, 0o644))
 
 		// A viewer (door staff, a buyer's token) reads it too; a stranger
 		// gets forbidden.
