@@ -59,6 +59,7 @@ import (
 //	seats event=e1 [section=A] [category=floor] [state=free|held|sold]
 //	counts event=e1
 //	grants event=e1   access event=e1 user=u2
+//	report event=e1           the sales report: lines, then minutes with sales
 //	hold-get id=..   order-get id=..   holds-of buyer=..   orders-of buyer=..
 //	events [after=..] [limit=N]   nodes   meta   dump   reopen
 //
@@ -166,6 +167,31 @@ func (e *ddEnv) run(t *testing.T, d *datadriven.TestData) string {
 		for _, g := range gs {
 			out = append(out, fmt.Sprintf("%s %s", g.User, g.Level))
 		}
+		return strings.Join(out, "\n")
+	case "report":
+		var ev string
+		d.ScanArgs(t, "event", &ev)
+		rep, err := e.s.Report(ev)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		var out []string
+		line := func(kind string, l boxoffice.ReportLine) {
+			out = append(out, fmt.Sprintf("%s %s capacity=%d free=%d held=%d sold=%d revenue=%d", kind, l.ID, l.Capacity, l.Free, l.Held, l.Sold, l.RevenueCents))
+		}
+		for _, l := range rep.Categories {
+			line("category", l)
+		}
+		for _, l := range rep.Sections {
+			line("section", l)
+		}
+		line("total", rep.Total)
+		for _, m := range rep.Minutes {
+			if m.Seats > 0 {
+				out = append(out, fmt.Sprintf("minute %d seats=%d revenue=%d", m.MinuteMs/60_000, m.Seats, m.RevenueCents))
+			}
+		}
+		out = append(out, fmt.Sprintf("minutes=%d", len(rep.Minutes)))
 		return strings.Join(out, "\n")
 	case "access":
 		var ev, user string
