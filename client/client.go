@@ -550,6 +550,10 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 		return r
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if raw, ok := out.(*rawBody); ok {
+			*raw = b
+			return r
+		}
 		if out != nil && resp.StatusCode != http.StatusNoContent {
 			if err := json.Unmarshal(b, out); err != nil {
 				r.err = fmt.Errorf("decode %d answer: %w", resp.StatusCode, err)

@@ -21,6 +21,8 @@ import "encoding/binary"
 //	v <order>                          → failed checkout watched for a late charge: until (ms)
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
+//	P <event> 0 <user>                 → access grant: level (see access.go)
+//	R <event> 0 <kind> <id>            → report counters (see report.go)
 const (
 	tagMeta       = 'm'
 	tagEvent      = 'e'
@@ -37,6 +39,8 @@ const (
 	tagRefund     = 'r'
 	tagVerify     = 'v'
 	tagIdemAge    = 'I'
+	tagGrant      = 'P'
+	tagReport     = 'R'
 	keyAppliedStr = "mapplied"
 )
 

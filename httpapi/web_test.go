@@ -351,6 +351,57 @@ func TestWebPage(t *testing.T) {
 		}, time.Minute, 50*time.Millisecond)
 	})
 
+	t.Run("the organiser's report follows sales live; a viewer sees it, a stranger does not", func(t *testing.T) {
+		createWebEvent(t, c, testcluster.Event("web-rep", 2, 5, 5))
+		org := testcluster.Token("org", httpapi.RoleOrganiser)
+		code, body := write(t, c.Members[0], "PUT", "/v1/events/web-rep/access/door", org, map[string]any{"level": "view"})
+		require.Equal(t, 200, code, "%s", body)
+
+		p := newPage(t, b)
+		signIn(t, p, base(c.Members[1]), "org", "organiser")
+		run(t, p,
+			chromedp.Navigate(base(c.Members[1])+"/#/organiser"),
+			chromedp.WaitVisible("#report-form"),
+			chromedp.SendKeys("#report-event", "web-rep"),
+			chromedp.Click(`#report-form button[type="submit"]`),
+		)
+		waitJS(t, p, `location.hash === "#/organiser/report/web-rep" && window.boxoffice.report() !== null && document.querySelector("#rep-live").textContent === "live"`, time.Minute)
+		assert.Equal(t, "0", eval[string](t, p, `window.boxoffice.reportCell("section", "A", "sold")`))
+		assert.Equal(t, "25", eval[string](t, p, `window.boxoffice.reportCell("section", "B", "free")`))
+		// The owner sees the grants.
+		waitJS(t, p, `!document.querySelector("#rep-access").hidden && document.querySelector("#rep-grants").textContent.includes("door")`, time.Minute)
+
+		loads := eval[int](t, p, `window.boxoffice.report().loads`)
+		start := time.Now()
+		for i, seat := range []string{"A-1-1", "A-1-2", "B-5-5"} {
+			buy(t, c, c.Members[2], fmt.Sprintf("rep%d", i), "web-rep", seat)
+		}
+		acked := time.Now()
+		waitJS(t, p, `window.boxoffice.reportCell("section", "A", "sold") === "2" && window.boxoffice.reportCell("total", "total", "sold") === "3"`, time.Minute)
+		t.Logf("the report showed the third sale %v after it was acknowledged", time.Since(acked))
+		assert.Equal(t, "150.00", eval[string](t, p, `window.boxoffice.reportCell("total", "total", "revenue")`))
+		// Refreshed at most once a second, however many messages came.
+		got := eval[int](t, p, `window.boxoffice.report().loads`) - loads
+		assert.LessOrEqual(t, got, int(time.Since(start)/time.Second)+2, "report loads while selling")
+		assert.Greater(t, got, 0)
+		dir := filepath.Join("..", "artifacts")
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		png := get(t, p, chromedp.FullScreenshot(100))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "webpage-report.png"), png, 0o644))
+
+		// A viewer (door staff, a buyer's token) reads it too; a stranger
+		// gets forbidden.
+		v := newPage(t, b)
+		signIn(t, v, base(c.Members[0]), "door", "buyer")
+		run(t, v, chromedp.Navigate(base(c.Members[0])+"/#/organiser/report/web-rep"))
+		waitJS(t, v, `window.boxoffice.report() !== null && window.boxoffice.reportCell("total", "total", "sold") === "3"`, time.Minute)
+		assert.True(t, eval[bool](t, v, `document.querySelector("#rep-access").hidden`), "a viewer does not see the grants")
+		x := newPage(t, b)
+		signIn(t, x, base(c.Members[0]), "org2", "organiser")
+		run(t, x, chromedp.Navigate(base(c.Members[0])+"/#/organiser/report/web-rep"))
+		waitJS(t, x, `window.boxoffice.lastError() !== null && window.boxoffice.lastError().code === "forbidden"`, time.Minute)
+	})
+
 	t.Run("a 100,000-seat map draws; screenshot", func(t *testing.T) {
 		ev := testcluster.Event("web-100k", 20, 100, 50)
 		ev["name"] = "Arena, 100,000 seats"
