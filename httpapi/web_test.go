@@ -134,6 +134,8 @@ func signIn(t *testing.T, ctx context.Context, base, subject, role string) {
 		chromedp.Click("#dev-sign-in-form button"),
 	)
 	waitJS(t, ctx, fmt.Sprintf("document.querySelector('#who-name').textContent === %q", subject+" ("+role+")"), time.Minute)
+	// Signed in, the sign-in bar is out of the way.
+	assert.Equal(t, "none", eval[string](t, ctx, `getComputedStyle(document.querySelector('#sign-in')).display`), "the sign-in bar hides once signed in")
 }
 
 // openEvent shows an event's page and waits until its map follows the feed.
