@@ -51,6 +51,12 @@ const (
 	TypeFail        Type = 15
 	TypeRefundDone  Type = 16
 	TypeVerifyDone  Type = 17
+
+	// The waiting room (queue.go): 26..31.
+	TypeProtectSale      Type = 26
+	TypeJoinQueue        Type = 27
+	TypeOpenQueue        Type = 28
+	TypeAdvanceAdmission Type = 29
 )
 
 // Command is one state change. Each concrete type below is one command.
@@ -421,6 +427,14 @@ func newCommand(t Type) Command {
 		return &RefundDone{}
 	case TypeVerifyDone:
 		return &VerifyDone{}
+	case TypeProtectSale:
+		return &ProtectSale{}
+	case TypeJoinQueue:
+		return &JoinQueue{}
+	case TypeOpenQueue:
+		return &OpenQueue{}
+	case TypeAdvanceAdmission:
+		return &AdvanceAdmission{}
 	}
 	return nil
 }

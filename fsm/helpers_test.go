@@ -229,6 +229,14 @@ func fmtResult(c Command, r Result) string {
 		lines = append(lines, fmt.Sprintf("expired %d", r.Expired))
 	case *PutNode, *RemoveNode:
 		lines = append(lines, "ok")
+	case *AdvanceAdmission:
+		lines = append(lines, fmt.Sprintf("admitted %d", r.Admitted))
+	}
+	if r.Queue != nil {
+		lines = append(lines, fmtQueue(r.Queue))
+	}
+	if r.Place != nil {
+		lines = append(lines, fmtPlace(r.Place))
 	}
 	if r.Event != nil {
 		lines = append(lines, fmtEvent(r.Event))
@@ -410,6 +418,9 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 		}
 		return fmt.Sprintf("idem-age %d %s/%q", binary.BigEndian.Uint64(k[1:9]), subject, ikey), nil
 	}
+	if line, ok, err := dumpQueueKV(k, v); ok || err != nil {
+		return line, err
+	}
 	return "", fmt.Errorf("unknown table %q", k[0])
 }
 
@@ -499,6 +510,7 @@ func checkInvariants(t testing.TB, s *Store) {
 	})
 	require.NoError(t, err)
 	now := s.NowMs()
+	checkQueueInvariants(t, s)
 
 	layout := func(event string) *boxoffice.Layout {
 		l, err := s.Layout(event)

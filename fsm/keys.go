@@ -21,6 +21,10 @@ import "encoding/binary"
 //	v <order>                          → failed checkout watched for a late charge: until (ms)
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
+//	q <event>                          → the event's queue (queue.go)
+//	j <event> 0 <buyer>                → a buyer's place in it
+//	J <event> 0 <seq u64 BE>           → the buyer of a place, in join order
+//	w <event> 0 <passExpiresAtMs u64 BE> <seq u64 BE> → admitted, holds nothing yet
 const (
 	tagMeta       = 'm'
 	tagEvent      = 'e'
@@ -37,6 +41,10 @@ const (
 	tagRefund     = 'r'
 	tagVerify     = 'v'
 	tagIdemAge    = 'I'
+	tagQueue      = 'q'
+	tagPlace      = 'j'
+	tagPlaceSeq   = 'J'
+	tagAdmit      = 'w'
 	keyAppliedStr = "mapplied"
 )
 

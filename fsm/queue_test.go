@@ -1,0 +1,196 @@
+package fsm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"boxoffice"
+)
+
+// The early group's shuffle is a bijection of [0, n) for every seed, and
+// unpermute is its inverse: no two early joiners share a rank, none is
+// left without one.
+func TestPermutationIsBijection(t *testing.T) {
+	check := func(seed, n uint64) {
+		seen := make([]bool, n)
+		for x := range n {
+			y := permute(seed, n, x)
+			require.Less(t, y, n, "seed %d n %d x %d", seed, n, x)
+			require.False(t, seen[y], "seed %d n %d: rank %d twice", seed, n, y)
+			seen[y] = true
+			require.Equal(t, x, unpermute(seed, n, y), "seed %d n %d", seed, n)
+		}
+	}
+	for n := uint64(1); n <= 300; n++ {
+		check(n*7919, n)
+	}
+	check(42, 100_000)
+	check(0, 1<<16+3)
+}
+
+// The shuffle is a shuffle: with another seed, another order, and not the
+// join order.
+func TestPermutationShuffles(t *testing.T) {
+	const n = 1000
+	order := func(seed uint64) []uint64 {
+		out := make([]uint64, n)
+		for x := range uint64(n) {
+			out[x] = permute(seed, n, x)
+		}
+		return out
+	}
+	a, b := order(1), order(2)
+	require.NotEqual(t, a, b)
+	fixed := 0
+	for x, y := range a {
+		if uint64(x) == y {
+			fixed++
+		}
+	}
+	require.Less(t, fixed, 20, "a shuffle leaves few joiners where they were")
+}
+
+// Fairness: buyers are admitted in join order, but for the early group,
+// which is admitted first in the order of the seed, and whose members
+// are exactly those who joined before the opening. Every buyer is
+// admitted once. The same log gives the same store on another replica.
+func TestQueueFairness(t *testing.T) {
+	const early, late, seats = 40, 160, 60
+	s, twin := newMemStore(t), newMemStore(t)
+	var index uint64
+	now := int64(1000)
+	apply := func(cmds ...Command) []Result {
+		index++
+		rs := applyOne(t, s, index, now, cmds...)
+		applyOne(t, twin, index, now, cmds...)
+		return rs
+	}
+	ev := boxoffice.Event{ID: "e", Name: "E", Organiser: "org", Categories: []boxoffice.Category{{ID: "c", PriceCents: 1}},
+		Venue:  boxoffice.Venue{Sections: []boxoffice.Section{{ID: "A", Category: "c", Rows: 1, SeatsPerRow: seats}}},
+		Limits: boxoffice.Limits{MaxSeatsPerBuyer: 4, HoldTTLSeconds: 600}}
+	require.NoError(t, apply(&CreateEvent{Event: ev})[0].Err)
+	require.NoError(t, apply(&ProtectSale{Event: "e", Config: boxoffice.QueueConfig{OpensAtMs: 5000, PassTTLSeconds: 600, AdmitPercent: 100}})[0].Err)
+	buyer := func(i int) string { return fmt.Sprintf("b%03d", i) }
+	var joins []Command
+	for i := range early {
+		joins = append(joins, &JoinQueue{Event: "e", Buyer: buyer(i)})
+	}
+	for _, r := range apply(joins...) {
+		require.NoError(t, r.Err)
+	}
+	now = 5000
+	require.NoError(t, apply(&OpenQueue{Event: "e", Seed: 0xfeed})[0].Err)
+	joins = joins[:0]
+	for i := early; i < early+late; i++ {
+		joins = append(joins, &JoinQueue{Event: "e", Buyer: buyer(i)})
+	}
+	// A buyer who joins twice keeps the first place.
+	joins = append(joins, &JoinQueue{Event: "e", Buyer: buyer(3)}, &JoinQueue{Event: "e", Buyer: buyer(early + 5)})
+	rs := apply(joins...)
+	require.Equal(t, int64(3), rs[len(rs)-2].Place.Seq)
+	require.Equal(t, int64(early+5), rs[len(rs)-1].Place.Seq)
+
+	// Admit in steps; each admitted buyer holds one seat, and every fourth
+	// one releases it again, so that admission goes on past the seat count.
+	var admitted []string
+	seatN := 0
+	for step := 0; len(admitted) < early+late && step < 1000; step++ {
+		now += 10
+		rs := apply(&AdvanceAdmission{Event: "e", Max: 7})
+		require.NoError(t, rs[0].Err)
+		require.LessOrEqual(t, rs[0].Admitted, 7)
+		q := rs[0].Queue
+		for r := int64(len(admitted)); r < q.Admitted; r++ {
+			var who string
+			for i := range early + late {
+				p, err := s.Place("e", buyer(i))
+				require.NoError(t, err)
+				if p.Rank == r {
+					require.Equal(t, boxoffice.PlaceAdmitted, p.State)
+					require.Empty(t, who, "rank %d given twice", r)
+					who = buyer(i)
+				}
+			}
+			require.NotEmpty(t, who, "rank %d given to nobody", r)
+			admitted = append(admitted, who)
+			res := apply(&Hold{Event: "e", Buyer: who, Seats: []string{fmt.Sprintf("A-1-%d", seatN%seats+1)}})
+			require.NoError(t, res[0].Err, "admitted %s holds", who)
+			if len(admitted)%4 != 0 {
+				seatN++
+			} else {
+				require.NoError(t, apply(&Release{Hold: res[0].Hold.ID})[0].Err)
+			}
+		}
+		if seatN >= seats {
+			break
+		}
+	}
+	require.NotEmpty(t, admitted)
+	// Nobody twice.
+	sorted := slices.Clone(admitted)
+	slices.Sort(sorted)
+	require.Len(t, slices.Compact(sorted), len(admitted))
+	// The early group first, all of it, in a shuffled order.
+	var earlyGroup []string
+	for i := range early {
+		earlyGroup = append(earlyGroup, buyer(i))
+	}
+	got := slices.Clone(admitted[:early])
+	require.NotEqual(t, earlyGroup, got, "the early group is shuffled")
+	slices.Sort(got)
+	require.Equal(t, earlyGroup, got, "the early group is admitted first")
+	// Then join order.
+	for i, b := range admitted[early:] {
+		require.Equal(t, buyer(early+i), b, "admission %d after the early group", early+i)
+	}
+	// The admission stopped with the seats: nothing left free.
+	q, err := s.Queue("e")
+	require.NoError(t, err)
+	require.Less(t, q.Admitted, int64(early+late), "admission stops when no seat is free")
+	steps, err := s.QueueSteps(now)
+	require.NoError(t, err)
+	require.Empty(t, steps, "nothing is due with no seat free")
+	require.Equal(t, mustHash(t, s), mustHash(t, twin))
+	checkQueueInvariants(t, s)
+}
+
+// A join is one small command: a large entry of joins applies in one
+// batch, each join gets its own place, and the buyers' places come back
+// through the look-up index with no scan.
+func TestJoinBatch(t *testing.T) {
+	s := newMemStore(t)
+	ev := boxoffice.Event{ID: "e", Name: "E", Organiser: "org", Categories: []boxoffice.Category{{ID: "c", PriceCents: 1}},
+		Venue:  boxoffice.Venue{Sections: []boxoffice.Section{{ID: "A", Category: "c", Rows: 1, SeatsPerRow: 10}}},
+		Limits: boxoffice.Limits{MaxSeatsPerBuyer: 4, HoldTTLSeconds: 600}}
+	applyOne(t, s, 1, 1000, &CreateEvent{Event: ev}, &ProtectSale{Event: "e", Config: boxoffice.QueueConfig{PassTTLSeconds: 60, AdmitPercent: 100}})
+	r := rand.New(rand.NewPCG(1, 2))
+	var cmds []Command
+	want := map[string]int64{}
+	for i := range 2000 {
+		b := fmt.Sprintf("u%d", r.IntN(1500))
+		if _, ok := want[b]; !ok {
+			want[b] = int64(len(want))
+		}
+		_ = i
+		cmds = append(cmds, &JoinQueue{Event: "e", Buyer: b})
+	}
+	rs := applyOne(t, s, 2, 1000, cmds...)
+	for i, res := range rs {
+		b := cmds[i].(*JoinQueue).Buyer
+		require.NoError(t, res.Err)
+		require.Equal(t, want[b], res.Place.Seq, "buyer %s", b)
+	}
+	q, err := s.Queue("e")
+	require.NoError(t, err)
+	require.Equal(t, int64(len(want)), q.Joined)
+	for b, seq := range want {
+		p, err := s.Place("e", b)
+		require.NoError(t, err)
+		require.Equal(t, seq, p.Seq)
+	}
+	checkQueueInvariants(t, s)
+}
