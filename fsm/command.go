@@ -361,7 +361,7 @@ func (c *Exchange) decode(r *reader) {
 func idempotentOK(t Type) bool {
 	switch t {
 	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
-		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout:
+		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeJoinQueue:
 		return true
 	}
 	return false
