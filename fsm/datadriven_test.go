@@ -217,7 +217,7 @@ func (e *ddEnv) run(t *testing.T, d *datadriven.TestData) string {
 		d.ScanArgs(t, "buyers", &buyers)
 		var out []string
 		for _, b := range splitList(buyers) {
-			p, err := e.s.Place(ev, b)
+			p, err := e.s.Place(ev, b, 0)
 			if err != nil {
 				out = append(out, b+": error "+err.Error())
 				continue

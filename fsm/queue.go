@@ -591,9 +591,11 @@ func (s *Store) queueRec(event string) (*queueRec, error) {
 	return decodeQueue(v)
 }
 
-// Place returns a buyer's place in an event's queue, as it stands at the
-// state machine's clock, or ErrQueueNotFound. Two point reads, no scan.
-func (s *Store) Place(event, buyer string) (*boxoffice.Place, error) {
+// Place returns a buyer's place in an event's queue, as it stands at nowMs
+// (the reader's clock; the state machine's if that is later: with no entry
+// applied since, the store's clock may lag a pass's expiry), or
+// ErrQueueNotFound. Two point reads, no scan.
+func (s *Store) Place(event, buyer string, nowMs int64) (*boxoffice.Place, error) {
 	q, err := s.queueRec(event)
 	if err != nil {
 		return nil, err
@@ -609,7 +611,7 @@ func (s *Store) Place(event, buyer string) (*boxoffice.Place, error) {
 	if err != nil {
 		return nil, err
 	}
-	return q.placeView(event, buyer, p, s.NowMs()), nil
+	return q.placeView(event, buyer, p, max(nowMs, s.NowMs())), nil
 }
 
 // QueuesMax bounds the queues one Queues call lists.

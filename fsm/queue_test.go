@@ -107,7 +107,7 @@ func TestQueueFairness(t *testing.T) {
 		for r := int64(len(admitted)); r < q.Admitted; r++ {
 			var who string
 			for i := range early + late {
-				p, err := s.Place("e", buyer(i))
+				p, err := s.Place("e", buyer(i), 0)
 				require.NoError(t, err)
 				if p.Rank == r {
 					require.Equal(t, boxoffice.PlaceAdmitted, p.State)
@@ -188,7 +188,7 @@ func TestJoinBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(len(want)), q.Joined)
 	for b, seq := range want {
-		p, err := s.Place("e", b)
+		p, err := s.Place("e", b, 0)
 		require.NoError(t, err)
 		require.Equal(t, seq, p.Seq)
 	}

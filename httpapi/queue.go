@@ -239,7 +239,8 @@ func (s *Server) myPlace(ctx *fasthttp.RequestCtx, event string) {
 // lookUpPlace reads a place from the local replica: two point reads.
 func (s *Server) lookUpPlace(shard int, event, buyer string) (placeJSON, error) {
 	st := s.node.Store(shard)
-	p, err := st.Place(event, buyer)
+	now := max(time.Now().UnixMilli(), st.NowMs())
+	p, err := st.Place(event, buyer, now)
 	if err != nil {
 		return placeJSON{}, err
 	}
@@ -247,7 +248,7 @@ func (s *Server) lookUpPlace(shard int, event, buyer string) (placeJSON, error) 
 	if err != nil {
 		return placeJSON{}, err
 	}
-	return s.placeOut(p, q, st.NowMs()), nil
+	return s.placeOut(p, q, now), nil
 }
 
 // Queue streams.

@@ -1,0 +1,240 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"boxoffice/internal/testcluster"
+)
+
+type queueBody struct {
+	Opened             bool  `json:"opened"`
+	Joined             int64 `json:"joined"`
+	Admitted           int64 `json:"admitted"`
+	Waiting            int64 `json:"waiting"`
+	AdmittedNotHolding int64 `json:"admittedNotHolding"`
+	SoldOut            bool  `json:"soldOut"`
+}
+
+type placeBody struct {
+	Buyer      string `json:"buyer"`
+	State      string `json:"state"`
+	Position   *int64 `json:"position"`
+	Early      bool   `json:"early"`
+	PlaceToken string `json:"placeToken"`
+	Pass       *struct {
+		Token     string `json:"token"`
+		ExpiresAt string `json:"expiresAt"`
+	} `json:"pass"`
+	Queue queueBody `json:"queue"`
+}
+
+func protect(t *testing.T, c *testcluster.Cluster, event string, opens time.Time, passTTL, pct int) {
+	t.Helper()
+	code, body := c.Do(c.Follower(c.ShardOf(event)), "PUT", "/v1/events/"+event+"/queue", organiser("org1"),
+		map[string]any{"opensAt": opens.UTC().Format(time.RFC3339Nano), "passTTLSeconds": passTTL, "admitPercent": pct})
+	require.Equal(t, 200, code, "%s", body)
+}
+
+func join(t *testing.T, c *testcluster.Cluster, m *testcluster.Member, event, who string) placeBody {
+	t.Helper()
+	code, body := c.Do(m, "POST", "/v1/events/"+event+"/queue", buyer(who), nil)
+	require.Equal(t, 200, code, "%s", body)
+	return decode[placeBody](t, body)
+}
+
+// place reads a buyer's place strongly (on the leader, after a barrier), so
+// that successive reads see the admissions in log order.
+func place(t *testing.T, c *testcluster.Cluster, event, who string) placeBody {
+	t.Helper()
+	code, body := c.Do(c.Members[0], "GET", "/v1/events/"+event+"/queue/me?consistency=strong", buyer(who), nil)
+	require.Equal(t, 200, code, "%s", body)
+	return decode[placeBody](t, body)
+}
+
+func holdWithPass(c *testcluster.Cluster, m *testcluster.Member, event, who, pass string, seats ...string) (int, []byte) {
+	b, _ := json.Marshal(map[string]any{"seats": seats})
+	code, body, _ := testcluster.DoHeaderWith(m.HTTPAddr, "POST", "/v1/events/"+event+"/holds", buyer(who), b,
+		map[string]string{"X-Admission-Pass": pass})
+	return code, body
+}
+
+// Fairness through the cluster: those who joined before the opening are
+// admitted first, in a shuffled order; later joiners in join order; every
+// round admits exactly the buyers at the head of the queue (positions 1..n
+// before it); a buyer joining twice keeps one place. Admission is paced by
+// the two seats: each round admits two buyers, who hold a seat each (with
+// their pass) and release it, and only then are two more admitted.
+func TestQueueAdmitsInJoinOrder(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	ev := testcluster.Event("fair", 1, 1, 2)
+	ev["limits"] = map[string]any{"maxSeatsPerBuyer": 1, "holdTTLSeconds": 600}
+	createEvent(t, c, ev)
+	protect(t, c, "fair", time.Now().Add(1500*time.Millisecond), 600, 100)
+
+	var early, late []string
+	for i := range 6 {
+		who := fmt.Sprintf("early%d", i)
+		p := join(t, c, c.Members[i%3], "fair", who)
+		require.Nil(t, p.Position, "no position before the opening")
+		require.True(t, p.Early)
+		early = append(early, who)
+	}
+	require.Eventually(t, func() bool { return place(t, c, "fair", "early0").Queue.Opened }, 20*time.Second, 20*time.Millisecond)
+	for i := range 6 {
+		who := fmt.Sprintf("late%d", i)
+		p := join(t, c, c.Members[i%3], "fair", who)
+		require.False(t, p.Early)
+		late = append(late, who)
+	}
+	// One place per buyer.
+	again := join(t, c, c.Members[2], "fair", "late1")
+	require.Equal(t, join(t, c, c.Members[0], "fair", "late1").PlaceToken, again.PlaceToken)
+	require.Equal(t, int64(12), again.Queue.Joined)
+
+	all := append(slices.Clone(early), late...)
+	var order []string // buyers in the order they were admitted
+	admitted := map[string]bool{}
+	for round := 0; len(order) < len(all); round++ {
+		require.Less(t, round, 20, "admission stalled after %v", order)
+		// Before the round: the waiting buyers' positions are 1..W.
+		pos := map[int64]string{}
+		for _, who := range all {
+			if p := place(t, c, "fair", who); p.State == "waiting" {
+				require.NotNil(t, p.Position, "%s", who)
+				require.NotContains(t, pos, *p.Position, "position %d twice", *p.Position)
+				pos[*p.Position] = who
+			}
+		}
+		for i := int64(1); i <= int64(len(pos)); i++ {
+			require.Contains(t, pos, i, "positions are 1..%d", len(pos))
+		}
+		// This round's admissions: exactly the head of the queue.
+		var now []string
+		require.Eventually(t, func() bool {
+			now = now[:0]
+			for _, who := range all {
+				if !admitted[who] && place(t, c, "fair", who).State == "admitted" {
+					now = append(now, who)
+				}
+			}
+			return len(now) == min(2, len(pos))
+		}, 20*time.Second, 20*time.Millisecond, "round %d admits two", round)
+		var head []string
+		for i := int64(1); i <= int64(len(now)); i++ {
+			head = append(head, pos[i])
+		}
+		require.ElementsMatch(t, head, now, "round %d admits the head of the queue", round)
+		now = head // in queue order
+		for i, who := range now {
+			admitted[who] = true
+			order = append(order, who)
+			p := place(t, c, "fair", who)
+			require.NotNil(t, p.Pass)
+			code, body := holdWithPass(c, c.Members[i%3], "fair", who, p.Pass.Token, fmt.Sprintf("A-1-%d", i+1))
+			require.Equal(t, 201, code, "%s holds with its pass: %s", who, body)
+			var h struct{ ID string }
+			require.NoError(t, json.Unmarshal(body, &h))
+			code, body = c.Do(c.Members[(i+1)%3], "DELETE", "/v1/holds/"+h.ID, buyer(who), nil)
+			require.Equal(t, 204, code, "%s", body)
+		}
+	}
+	got := slices.Clone(order[:len(early)])
+	require.ElementsMatch(t, early, got, "the early group is admitted first")
+	require.Equal(t, late, order[len(early):], "later joiners are admitted in join order")
+}
+
+// The pass on the hold path: a hold of a protected event needs the
+// buyer's own unexpired pass for that event; any node checks it. Expired,
+// another buyer's or another event's pass is refused with
+// admission_required, and the refusals are counted in the metrics.
+func TestHoldNeedsAValidPass(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	for _, id := range []string{"passes", "other"} {
+		createEvent(t, c, testcluster.Event(id, 1, 1, 10))
+		protect(t, c, id, time.Now().Add(-time.Second), 2, 100)
+	}
+	join(t, c, c.Members[0], "passes", "u1")
+	join(t, c, c.Members[1], "passes", "u2")
+	join(t, c, c.Members[2], "other", "u1")
+	var p1, other placeBody
+	require.Eventually(t, func() bool {
+		p1, other = place(t, c, "passes", "u1"), place(t, c, "other", "u1")
+		return p1.State == "admitted" && other.State == "admitted"
+	}, 20*time.Second, 20*time.Millisecond)
+	m := c.Follower(c.ShardOf("passes"))
+
+	code, body := holdWithPass(c, m, "passes", "u1", "", "A-1-1")
+	require.Equal(t, 403, code, "%s", body)
+	require.Contains(t, string(body), "admission_required")
+	code, body = holdWithPass(c, m, "passes", "u2", p1.Pass.Token, "A-1-1")
+	require.Equal(t, 403, code, "another buyer's pass: %s", body)
+	code, body = holdWithPass(c, m, "passes", "u1", other.Pass.Token, "A-1-1")
+	require.Equal(t, 403, code, "another event's pass: %s", body)
+	code, body = holdWithPass(c, m, "passes", "u1", p1.Pass.Token+"x", "A-1-1")
+	require.Equal(t, 403, code, "a changed pass: %s", body)
+	code, body = holdWithPass(c, m, "passes", "u1", p1.Pass.Token, "A-1-1")
+	require.Equal(t, 201, code, "%s", body)
+
+	// After its expiry (2 s) the pass is refused, by the node and by the
+	// state machine.
+	exp, err := time.Parse(time.RFC3339Nano, other.Pass.ExpiresAt)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		code, body = holdWithPass(c, m, "other", "u1", other.Pass.Token, "A-1-2")
+		return code == 403
+	}, 10*time.Second, 50*time.Millisecond, "an expired pass is refused: %d %s", code, body)
+	require.False(t, time.Now().Before(exp), "refused only once expired")
+	require.Equal(t, "expired", place(t, c, "other", "u1").State)
+
+	code, metrics := c.Do(m, "GET", "/metrics", "", nil)
+	require.Equal(t, 200, code)
+	for _, reason := range []string{"missing", "other_event_or_buyer", "forged", "expired"} {
+		require.Contains(t, string(metrics), `boxoffice_queue_pass_rejections_total{reason="`+reason+`"}`)
+	}
+}
+
+// Sell-out and resumption through the cluster: with every seat sold, the
+// buyers still waiting read sold_out at once; a cancelled order frees its
+// seats, and admission resumes.
+func TestQueueStopsAtSellOutAndResumes(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	createEvent(t, c, testcluster.Event("sellout", 1, 1, 2))
+	protect(t, c, "sellout", time.Now().Add(-time.Second), 600, 50)
+	// Joined after the opening (not shuffled): admitted in join order.
+	require.Eventually(t, func() bool {
+		code, body := c.Do(c.Members[0], "GET", "/v1/events/sellout/queue?consistency=strong", "", nil)
+		return code == 200 && decode[queueBody](t, body).Opened
+	}, 20*time.Second, 20*time.Millisecond)
+	for _, who := range []string{"a", "b", "c"} {
+		join(t, c, c.Members[0], "sellout", who)
+	}
+	require.Eventually(t, func() bool { return place(t, c, "sellout", "a").State == "admitted" }, 20*time.Second, 20*time.Millisecond)
+	// 50% of 2 free seats: one buyer at a time.
+	require.Equal(t, "waiting", place(t, c, "sellout", "b").State)
+	a := place(t, c, "sellout", "a")
+	code, body := holdWithPass(c, c.Members[1], "sellout", "a", a.Pass.Token, "A-1-1", "A-1-2")
+	require.Equal(t, 201, code, "%s", body)
+	var h struct{ ID string }
+	require.NoError(t, json.Unmarshal(body, &h))
+	code, body = c.Do(c.Members[2], "POST", "/v1/holds/"+h.ID+"/purchase", buyer("a"), map[string]any{"paymentMethod": "pm_card_visa"})
+	require.Equal(t, 201, code, "%s", body)
+	var o struct{ ID string }
+	require.NoError(t, json.Unmarshal(body, &o))
+
+	require.Eventually(t, func() bool {
+		return place(t, c, "sellout", "b").State == "sold_out" && place(t, c, "sellout", "c").State == "sold_out"
+	}, 20*time.Second, 20*time.Millisecond, "everyone waiting is told of the sell-out")
+	require.True(t, place(t, c, "sellout", "c").Queue.SoldOut)
+
+	code, body = c.Do(c.Members[0], "POST", "/v1/orders/"+o.ID+"/cancel", buyer("a"), nil)
+	require.Equal(t, 200, code, "%s", body)
+	require.Eventually(t, func() bool { return place(t, c, "sellout", "b").State == "admitted" }, 20*time.Second, 20*time.Millisecond,
+		"admission resumes once seats are free again")
+	require.Equal(t, "waiting", place(t, c, "sellout", "c").State)
+}
