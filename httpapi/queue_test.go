@@ -238,3 +238,124 @@ func TestQueueStopsAtSellOutAndResumes(t *testing.T) {
 		"admission resumes once seats are free again")
 	require.Equal(t, "waiting", place(t, c, "sellout", "c").State)
 }
+
+// A leader kill during admission: buyers join concurrently through every
+// node (a join that got no answer is sent again, as a client would: it
+// returns the same place), admitted buyers hold a seat with their pass and
+// release it, and the shard's leader is crashed midway. Every buyer ends
+// with one place and is admitted exactly once: the queue counts one place
+// per buyer and as many admissions as buyers, and no buyer's admission
+// (its pass's expiry, fixed when it was admitted) ever changes.
+func TestQueueLeaderKillLosesNoPlace(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 1})
+	ev := testcluster.Event("kill", 1, 1, 8)
+	ev["limits"] = map[string]any{"maxSeatsPerBuyer": 1, "holdTTLSeconds": 600}
+	createEvent1(t, c, ev)
+	protect(t, c, "kill", time.Now().Add(-time.Second), 600, 100)
+
+	const buyers = 40
+	who := func(i int) string { return fmt.Sprintf("k%02d", i) }
+	// retry sends a request until it gets an answer other than 503 or no
+	// answer, through the running members in turn.
+	retry := func(method, path, token string, body any, headers map[string]string) (int, []byte) {
+		var code int
+		var out []byte
+		for attempt := 0; attempt < 200; attempt++ {
+			run := c.Running()
+			m := run[attempt%len(run)]
+			code, out, _ = testcluster.DoHeaderWith(m.HTTPAddr, method, path, token, body, headers)
+			if code != 0 && code != 503 && code != 504 {
+				return code, out
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return code, out
+	}
+	strongPlace := func(b string) placeBody {
+		code, body := retry("GET", "/v1/events/kill/queue/me?consistency=strong", buyer(b), nil, nil)
+		require.Equal(t, 200, code, "%s", body)
+		return decode[placeBody](t, body)
+	}
+	joined := make(chan string, buyers)
+	for i := range buyers {
+		go func() {
+			code, body := retry("POST", "/v1/events/kill/queue", buyer(who(i)), nil, nil)
+			if code == 200 {
+				joined <- who(i)
+			} else {
+				joined <- "failed: " + string(body)
+			}
+		}()
+	}
+
+	firstPass := map[string]string{} // buyer → pass expiry when first seen admitted
+	done := map[string]bool{}
+	killed := false
+	deadline := time.Now().Add(90 * time.Second)
+	acked := 0
+	for len(done) < buyers {
+		require.True(t, time.Now().Before(deadline), "admitted %d of %d", len(done), buyers)
+		for acked < buyers {
+			select {
+			case b := <-joined:
+				require.NotContains(t, b, "failed", "a join is answered in the end")
+				acked++
+				continue
+			default:
+			}
+			break
+		}
+		if !killed && len(done) >= buyers/4 {
+			leader := c.Leader(0)
+			t.Logf("crashing %s, the leader, after %d admissions", leader.ID, len(done))
+			c.Crash(leader)
+			killed = true
+		}
+		progress := false
+		for i := range buyers {
+			b := who(i)
+			if done[b] {
+				continue
+			}
+			p := strongPlace(b)
+			if p.State != "admitted" {
+				continue
+			}
+			require.NotNil(t, p.Pass)
+			firstPass[b] = p.Pass.ExpiresAt
+			code, body := retry("POST", "/v1/events/kill/holds", buyer(b), map[string]any{"category": "std", "quantity": 1},
+				map[string]string{"X-Admission-Pass": p.Pass.Token, "Idempotency-Key": "hold-" + b})
+			require.Equal(t, 201, code, "%s holds: %s", b, body)
+			var h struct{ ID string }
+			require.NoError(t, json.Unmarshal(body, &h))
+			code, body = retry("DELETE", "/v1/holds/"+h.ID, buyer(b), nil, map[string]string{"Idempotency-Key": "release-" + b})
+			require.Equal(t, 204, code, "%s", body)
+			done[b] = true
+			progress = true
+		}
+		if !progress {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	require.True(t, killed)
+	for acked < buyers {
+		b := <-joined
+		require.NotContains(t, b, "failed")
+		acked++
+	}
+	q := strongPlace(who(0)).Queue
+	require.Equal(t, int64(buyers), q.Joined, "one place per buyer, none lost")
+	require.Equal(t, int64(buyers), q.Admitted, "every buyer admitted once")
+	for b, exp := range firstPass {
+		p := strongPlace(b)
+		require.Equal(t, "admitted", p.State, "%s", b)
+		require.Equal(t, exp, p.Pass.ExpiresAt, "%s was admitted once", b)
+	}
+}
+
+// createEvent1 creates an event on a one-shard cluster.
+func createEvent1(t *testing.T, c *testcluster.Cluster, ev map[string]any) {
+	t.Helper()
+	code, body := c.Do(c.Follower(0), "POST", "/v1/events", organiser("org1"), ev)
+	require.Equal(t, 201, code, "%s", body)
+}
