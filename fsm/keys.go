@@ -22,6 +22,7 @@ import "encoding/binary"
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
 //	q <event>                          → the event's queue (queue.go)
+//	Q <event>                          → (empty) list of the queues
 //	j <event> 0 <buyer>                → a buyer's place in it
 //	J <event> 0 <seq u64 BE>           → the buyer of a place, in join order
 //	w <event> 0 <passExpiresAtMs u64 BE> <seq u64 BE> → admitted, holds nothing yet
@@ -45,6 +46,7 @@ const (
 	tagPlace      = 'j'
 	tagPlaceSeq   = 'J'
 	tagAdmit      = 'w'
+	tagQueueList  = 'Q'
 	keyAppliedStr = "mapplied"
 )
 

@@ -13,6 +13,7 @@ import (
 // The waiting room of a protected on-sale; see QUEUE.md for the design.
 //
 //	q <event>                                → queue: config, counters, seed
+//	Q <event>                                → (empty) the list of queues, for the leader's look-ahead
 //	j <event> 0 <buyer>                      → place: seq, admission, holding
 //	J <event> 0 <seq u64 BE>                 → buyer of a place, in join order
 //	w <event> 0 <passExpiresAtMs u64 BE> <seq u64 BE> → admitted, holds nothing yet
@@ -339,6 +340,12 @@ func (a *applier) protectSale(c *ProtectSale) (Result, error) {
 	}
 	if q == nil {
 		q = &queueRec{}
+		// The q record is rewritten by every join: listing queues by
+		// scanning those would step over every old version of them in
+		// the memtable. The list has its own key, written once.
+		if err := a.set(key(tagQueueList, c.Event), nil); err != nil {
+			return Result{}, err
+		}
 	} else if q.opened && q.cfg.OpensAtMs != c.Config.OpensAtMs {
 		return reject(boxoffice.CodeConflict, "the queue of event %q is open: its opening cannot move", c.Event)
 	}
@@ -365,7 +372,7 @@ func (a *applier) joinQueue(c *JoinQueue) (Result, error) {
 		return Result{}, err
 	}
 	if ok {
-		return Result{Place: q.placeView(c.Event, c.Buyer, p, a.nowMs)}, nil
+		return Result{Place: q.placeView(c.Event, c.Buyer, p, a.nowMs), Queue: q.view(c.Event)}, nil
 	}
 	if q.joined >= boxoffice.QueueJoinersMax {
 		return reject(boxoffice.CodeUnavailable, "the queue of event %q is full", c.Event)
@@ -381,7 +388,7 @@ func (a *applier) joinQueue(c *JoinQueue) (Result, error) {
 	if err := a.putQueue(c.Event, q); err != nil {
 		return Result{}, err
 	}
-	return Result{Place: q.placeView(c.Event, c.Buyer, p, a.nowMs)}, nil
+	return Result{Place: q.placeView(c.Event, c.Buyer, p, a.nowMs), Queue: q.view(c.Event)}, nil
 }
 
 func (a *applier) openQueue(c *OpenQueue) (Result, error) {
@@ -619,16 +626,23 @@ const QueuesMax = 10_000
 
 // Queues lists the shard's queues in event order (at most QueuesMax).
 func (s *Store) Queues() ([]*boxoffice.Queue, error) {
-	var out []*boxoffice.Queue
-	err := s.scan([]byte{tagQueue}, []byte{tagQueue + 1}, func(k, v []byte) (bool, error) {
-		q, err := decodeQueue(v)
-		if err != nil {
-			return false, err
-		}
-		out = append(out, q.view(string(k[1:])))
-		return len(out) < QueuesMax, nil
+	var events []string
+	err := s.scan([]byte{tagQueueList}, []byte{tagQueueList + 1}, func(k, _ []byte) (bool, error) {
+		events = append(events, string(k[1:]))
+		return len(events) < QueuesMax, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*boxoffice.Queue, 0, len(events))
+	for _, ev := range events {
+		q, err := s.Queue(ev)
+		if err != nil {
+			return nil, fmt.Errorf("queue %q listed: %w", ev, err)
+		}
+		out = append(out, q)
+	}
+	return out, nil
 }
 
 // QueueSteps is the leader's look-ahead: the commands due for the shard's

@@ -35,6 +35,11 @@ func dumpQueueKV(k, v []byte) (string, bool, error) {
 			return "", true, err
 		}
 		return fmtQueue(q.view(string(k[1:]))) + fmt.Sprintf(" seed=%d", q.seed), true, nil
+	case tagQueueList:
+		if len(v) != 0 {
+			return "", true, fmt.Errorf("bad queue list record")
+		}
+		return fmt.Sprintf("queue-list %s", k[1:]), true, nil
 	case tagPlace:
 		p, err := decodePlace(v)
 		if err != nil {

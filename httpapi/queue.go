@@ -179,23 +179,24 @@ func (s *Server) joinQueue(ctx *fasthttp.RequestCtx, event string) {
 	if !validPathID(ctx, "event", event) {
 		return
 	}
-	p, idem, ok := s.writer(ctx)
+	// The Idempotency-Key is checked but not recorded: a join is
+	// idempotent by itself (the same buyer gets the same place), and
+	// recording a million keys would double what each join writes.
+	p, _, ok := s.writer(ctx)
 	if !ok {
 		return
 	}
 	shard := s.node.ShardOfEvent(event)
 	s.write(ctx, shard, func(cctx context.Context) error {
-		if _, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.JoinQueue{Event: event, Buyer: p.Subject}); err != nil {
-			return err
+		res, err := s.node.Propose(cctx, shard, &fsm.JoinQueue{Event: event, Buyer: p.Subject})
+		if err == nil {
+			err = res.Err
 		}
-		// Read back from this leader's replica, which applied the join: a
-		// replayed idempotent answer carries no place of its own.
-		out, err := s.lookUpPlace(shard, event, p.Subject)
 		if err != nil {
 			return err
 		}
 		s.setIndex(ctx, shard)
-		writeJSON(ctx, 200, out)
+		writeJSON(ctx, 200, s.placeOut(res.Place, res.Queue, s.node.Store(shard).NowMs()))
 		return nil
 	})
 }
