@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -193,4 +194,123 @@ func TestJoinBatch(t *testing.T) {
 		require.Equal(t, seq, p.Seq)
 	}
 	checkQueueInvariants(t, s)
+}
+
+// The waiting room is a pure function of the log: a random log of joins,
+// openings, admission steps, holds (admitted or not), releases, purchases
+// and sweeps gives the same store and the same answers whether it is
+// applied an entry at a time or in large batches, and keeps the queue's
+// invariants after every batch.
+func TestQueueDeterminismAcrossBatching(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 77))
+			ev := boxoffice.Event{ID: "e", Name: "E", Organiser: "org", Categories: []boxoffice.Category{{ID: "c", PriceCents: 1}},
+				Venue:  boxoffice.Venue{Sections: []boxoffice.Section{{ID: "A", Category: "c", Rows: 2, SeatsPerRow: 10}}},
+				Limits: boxoffice.Limits{MaxSeatsPerBuyer: 2, HoldTTLSeconds: 30}}
+			var entries []Entry
+			now := int64(1000)
+			// gen applies the log as it is written, so that holds can be
+			// made by buyers it admitted.
+			gen := newMemStore(t)
+			add := func(cmds ...Command) {
+				entries = append(entries, entryOf(uint64(len(entries)+1), now, cmds...))
+				_, err := gen.ApplyEntries(entries[len(entries)-1:])
+				require.NoError(t, err)
+			}
+			admitted := func() string {
+				for _, i := range r.Perm(60) {
+					if p, err := gen.Place("e", fmt.Sprintf("u%d", i), 0); err == nil && p.State == boxoffice.PlaceAdmitted {
+						return p.Buyer
+					}
+				}
+				return "nobody"
+			}
+			add(&CreateEvent{Event: ev}, &ProtectSale{Event: "e", Config: boxoffice.QueueConfig{OpensAtMs: 3000, PassTTLSeconds: 20, AdmitPercent: 1 + r.IntN(200)}})
+			// Holds name ids the log will give: h_<shard>.<index>.0.
+			for len(entries) < 400 {
+				now += int64(r.IntN(700))
+				buyer := fmt.Sprintf("u%d", r.IntN(60))
+				switch k := r.IntN(10); {
+				case k < 4:
+					var cmds []Command
+					for range 1 + r.IntN(20) {
+						cmds = append(cmds, &JoinQueue{Event: "e", Buyer: fmt.Sprintf("u%d", r.IntN(60))})
+					}
+					add(cmds...)
+				case k == 4:
+					add(&OpenQueue{Event: "e", Seed: r.Uint64()})
+				case k == 5:
+					add(&AdvanceAdmission{Event: "e", Max: r.IntN(8)})
+				case k == 6:
+					if r.IntN(3) > 0 {
+						buyer = admitted()
+					}
+					add(&Hold{Event: "e", Buyer: buyer, Seats: []string{fmt.Sprintf("A-%d-%d", 1+r.IntN(2), 1+r.IntN(10))}})
+				case k == 7:
+					add(&Release{Hold: fmt.Sprintf("h_%d.%d.0", 0, 1+r.IntN(len(entries)))})
+				case k == 8:
+					add(&Purchase{Hold: fmt.Sprintf("h_%d.%d.0", 0, 1+r.IntN(len(entries))), PaymentRef: "p"})
+				default:
+					add(&Expire{})
+				}
+			}
+			one, big := newMemStore(t), newMemStore(t)
+			require.Equal(t, 0, one.Shard(), "hold ids above name shard 0")
+			var resOne, resBig []string
+			render := func(rs [][]Result, from int) []string {
+				var out []string
+				for i, entry := range rs {
+					cmds, _ := decodeAll(t, entries[from+i])
+					for j, res := range entry {
+						out = append(out, fmtResult(cmds[j], res))
+					}
+				}
+				return out
+			}
+			for i := range entries {
+				rs, err := one.ApplyEntries(entries[i : i+1])
+				require.NoError(t, err)
+				resOne = append(resOne, render(rs, i)...)
+			}
+			for i := 0; i < len(entries); {
+				n := min(1+r.IntN(60), len(entries)-i)
+				rs, err := big.ApplyEntries(entries[i : i+n])
+				require.NoError(t, err)
+				resBig = append(resBig, render(rs, i)...)
+				checkQueueInvariants(t, big)
+				i += n
+			}
+			require.Equal(t, resOne, resBig)
+			require.Equal(t, mustHash(t, one), mustHash(t, big))
+			q, err := one.Queue("e")
+			require.NoError(t, err)
+			require.Positive(t, q.Joined)
+			require.Positive(t, q.Admitted, "the log admits someone")
+			held, refused := 0, 0
+			for _, line := range resOne {
+				switch {
+				case strings.HasPrefix(line, "hold h_") && strings.Contains(line, " active "):
+					held++
+				case strings.HasPrefix(line, "error admission_required"):
+					refused++
+				}
+			}
+			require.Positive(t, held, "admitted buyers hold")
+			require.Positive(t, refused, "others are refused")
+			checkInvariants(t, one)
+		})
+	}
+}
+
+func decodeAll(t *testing.T, e Entry) ([]Command, int64) {
+	t.Helper()
+	now, raw, err := DecodeEntry(e.Data)
+	require.NoError(t, err)
+	cmds := make([]Command, len(raw))
+	for i, b := range raw {
+		cmds[i], err = DecodeCommand(b)
+		require.NoError(t, err)
+	}
+	return cmds, now
 }
