@@ -668,6 +668,11 @@ func (s *Store) QueueSteps(nowMs int64) ([]Command, error) {
 			}
 			continue
 		}
+		if q.joined == q.admitted {
+			// Nobody waits: nothing to admit, and nobody to tell of a
+			// sell-out. (The next join makes a step due again.)
+			continue
+		}
 		l, err := s.Layout(qv.Event)
 		if err != nil {
 			return nil, err
@@ -680,7 +685,7 @@ func (s *Store) QueueSteps(nowMs int64) ([]Command, error) {
 		if err != nil {
 			return nil, err
 		}
-		if pl.admit > 0 || pl.soldOut != q.soldOut || (len(pl.expired) > 0 && q.joined > q.admitted) {
+		if pl.admit > 0 || pl.soldOut != q.soldOut || len(pl.expired) > 0 {
 			out = append(out, &AdvanceAdmission{Event: qv.Event, Max: boxoffice.AdmitPerStepMax})
 		}
 	}

@@ -314,3 +314,50 @@ func decodeAll(t *testing.T, e Entry) ([]Command, int64) {
 	}
 	return cmds, now
 }
+
+// BenchmarkApplyJoinBatch256: one entry of 256 joins of new buyers per
+// ApplyEntries call, as the leader coalesces concurrent joins. ns/join is
+// per command.
+func BenchmarkApplyJoinBatch256(b *testing.B) {
+	const perEntry = 256
+	s, index := benchStore(b, 1)
+	applyOne(b, s, index+1, 1000, &ProtectSale{Event: "ev0", Config: boxoffice.QueueConfig{PassTTLSeconds: 600, AdmitPercent: 100}})
+	index++
+	entries := make([]Entry, b.N)
+	for i := range entries {
+		cmds := make([]Command, perEntry)
+		for j := range cmds {
+			cmds[j] = &JoinQueue{Event: "ev0", Buyer: fmt.Sprintf("buyer%09d", i*perEntry+j)}
+		}
+		entries[i] = entryOf(index+1+uint64(i), 2000+int64(i), cmds...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		mustApply(b, s, entries[i:i+1])
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perEntry), "ns/join")
+}
+
+// BenchmarkPlace: a position look-up, two point reads and a permutation.
+func BenchmarkPlace(b *testing.B) {
+	s, index := benchStore(b, 1)
+	applyOne(b, s, index+1, 1000, &ProtectSale{Event: "ev0", Config: boxoffice.QueueConfig{OpensAtMs: 5000, PassTTLSeconds: 600, AdmitPercent: 100}})
+	const buyers = 20_000
+	for i := range buyers / 256 {
+		cmds := make([]Command, 256)
+		for j := range cmds {
+			cmds[j] = &JoinQueue{Event: "ev0", Buyer: fmt.Sprintf("buyer%09d", i*256+j)}
+		}
+		mustApply(b, s, []Entry{entryOf(index+2+uint64(i), 1000, cmds...)})
+	}
+	mustApply(b, s, []Entry{entryOf(index+2+buyers/256, 6000, &OpenQueue{Event: "ev0", Seed: 9})})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		p, err := s.Place("ev0", fmt.Sprintf("buyer%09d", i%(buyers/256*256)), 0)
+		if err != nil || p.Rank < 0 {
+			b.Fatal(p, err)
+		}
+	}
+}
