@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,6 +238,21 @@ func TestQueueStopsAtSellOutAndResumes(t *testing.T) {
 	require.Eventually(t, func() bool { return place(t, c, "sellout", "b").State == "admitted" }, 20*time.Second, 20*time.Millisecond,
 		"admission resumes once seats are free again")
 	require.Equal(t, "waiting", place(t, c, "sellout", "c").State)
+
+	// The shard's leader exports the queue's length and admissions (the
+	// leader may move meanwhile: one of the nodes does).
+	require.Eventually(t, func() bool {
+		for _, m := range c.Running() {
+			_, metrics := c.Do(m, "GET", "/metrics", "", nil)
+			s := string(metrics)
+			if strings.Contains(s, `boxoffice_queue_waiting{event="sellout"} 1`) &&
+				strings.Contains(s, `boxoffice_queue_admitted_total{event="sellout"} 2`) &&
+				strings.Contains(s, `boxoffice_queue_admitted_not_holding{event="sellout"} 1`) {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond, "the leader's metrics show the queue")
 }
 
 // A leader kill during admission: buyers join concurrently through every
