@@ -258,10 +258,24 @@ func TestWebPage(t *testing.T) {
 		}
 		run(t, winner, chromedp.Click("#pay-btn", chromedp.NodeEnabled))
 		waitJS(t, winner, `window.boxoffice.holdState() === "paid"`, time.Minute)
-		assert.Equal(t, "sold", seatState(t, winner, "A-2-3"))
+		// The page marks the seat sold on the purchase's answer; the
+		// feed of the node it reads from may still be applying the
+		// checkout's steps (reads are local, DESIGN.md), so sold is what
+		// the map settles on, not necessarily what it shows this instant.
+		waitJS(t, winner, `window.boxoffice.seatState("A-2-3") === "sold"`, time.Minute)
+		// My orders is a local read too: the order shows paid once this
+		// node has applied the purchase's last step, which the page sees
+		// on its next load.
 		run(t, winner, chromedp.Navigate(winnerBase+"/#/orders"))
-		waitJS(t, winner, `document.querySelector("#orders tbody").textContent.includes("A-2-3")`, time.Minute)
-		assert.Contains(t, eval[string](t, winner, `document.querySelector("#orders tbody").textContent`), "paid")
+		for deadline := time.Now().Add(time.Minute); ; {
+			waitJS(t, winner, `document.querySelector("#orders tbody").textContent.includes("A-2-3")`, time.Minute)
+			orders := eval[string](t, winner, `document.querySelector("#orders tbody").textContent`)
+			if strings.Contains(orders, "paid") {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the order never shows paid: %s", orders)
+			run(t, winner, chromedp.Reload())
+		}
 	})
 
 	t.Run("an organiser creates an event and buyers find it", func(t *testing.T) {
