@@ -59,7 +59,10 @@ type QueueConfig struct {
 	Duration time.Duration
 	// Seed of the look-ups' choice of buyers.
 	Seed uint64
-	Log  io.Writer
+	// ServerPIDs are the server processes whose CPU to measure (none:
+	// only the bench's own).
+	ServerPIDs []int
+	Log        io.Writer
 }
 
 // Validate lists every problem at once.
@@ -88,23 +91,32 @@ func (c QueueConfig) Validate() error {
 
 // QueueResult is what RunQueue measured.
 type QueueResult struct {
-	Event         string     `json:"event"`
-	Users         int        `json:"users"`
-	Joins         int64      `json:"joins"`
-	JoinErrors    int64      `json:"joinErrors"`
-	JoinSeconds   float64    `json:"joinSeconds"`
-	JoinsPerSec   float64    `json:"joinsPerSecond"`
-	JoinLatency   Latency    `json:"joinLatency"`
-	Lookups       int64      `json:"lookups"`
-	LookupErrors  int64      `json:"lookupErrors"`
-	LookupSeconds float64    `json:"lookupSeconds"`
-	LookupsPerSec float64    `json:"lookupsPerSecond"`
-	LookupLatency Latency    `json:"lookupLatency"`
-	QueueJoined   int64      `json:"queueJoined"`
-	QueueAdmitted int64      `json:"queueAdmitted"`
-	LoadStart     [3]float64 `json:"loadavgStart"`
-	LoadEnd       [3]float64 `json:"loadavgEnd"`
-	CPUs          int        `json:"cpus"`
+	Event         string  `json:"event"`
+	Users         int     `json:"users"`
+	Joins         int64   `json:"joins"`
+	JoinErrors    int64   `json:"joinErrors"`
+	JoinSeconds   float64 `json:"joinSeconds"`
+	JoinsPerSec   float64 `json:"joinsPerSecond"`
+	JoinLatency   Latency `json:"joinLatency"`
+	Lookups       int64   `json:"lookups"`
+	LookupErrors  int64   `json:"lookupErrors"`
+	LookupSeconds float64 `json:"lookupSeconds"`
+	LookupsPerSec float64 `json:"lookupsPerSecond"`
+	LookupLatency Latency `json:"lookupLatency"`
+	QueueJoined   int64   `json:"queueJoined"`
+	QueueAdmitted int64   `json:"queueAdmitted"`
+	// CPU per operation, in microseconds: of the servers (all nodes) and
+	// of the bench (the Go client, token minting), and the machine's busy
+	// share during each phase (what other work left us shows in it).
+	JoinServerCPUUs   float64    `json:"joinServerCpuUs"`
+	JoinBenchCPUUs    float64    `json:"joinBenchCpuUs"`
+	JoinMachineBusy   float64    `json:"joinMachineBusy"`
+	LookupServerCPUUs float64    `json:"lookupServerCpuUs"`
+	LookupBenchCPUUs  float64    `json:"lookupBenchCpuUs"`
+	LookupMachineBusy float64    `json:"lookupMachineBusy"`
+	LoadStart         [3]float64 `json:"loadavgStart"`
+	LoadEnd           [3]float64 `json:"loadavgEnd"`
+	CPUs              int        `json:"cpus"`
 	// OK: the queue counts exactly the acknowledged joins.
 	OK        bool   `json:"ok"`
 	FirstErr  string `json:"firstError,omitempty"`
@@ -159,6 +171,24 @@ func RunQueue(ctx context.Context, cfg QueueConfig) (*QueueResult, error) {
 	var next, errs atomic.Int64
 	var firstErr atomic.Value
 	hists := make([]*hdr.Histogram, cfg.Users)
+	// perOp measures a phase's CPU per successful operation.
+	perOp := func(a, b cpuSample, ops int64) (server, self, busy float64) {
+		if ops == 0 {
+			return 0, 0, 0
+		}
+		var srv time.Duration
+		for i := range a.servers {
+			if a.servers[i] >= 0 && b.servers[i] >= 0 {
+				srv += b.servers[i] - a.servers[i]
+			}
+		}
+		server = float64(srv.Microseconds()) / float64(ops)
+		self = float64((b.self - a.self).Microseconds()) / float64(ops)
+		if b.total > a.total {
+			busy = float64(b.busy-a.busy) / float64(b.total-a.total)
+		}
+		return server, self, busy
+	}
 	phase := func(total int64, fn func(i int64, r *rand.Rand) error) float64 {
 		next.Store(0)
 		errs.Store(0)
@@ -201,6 +231,7 @@ func RunQueue(ctx context.Context, cfg QueueConfig) (*QueueResult, error) {
 		return h
 	}
 
+	cpu0 := sampleCPU(cfg.ServerPIDs)
 	res.JoinSeconds = phase(int64(cfg.Joins), func(i int64, _ *rand.Rand) error {
 		tok, err := cfg.Mint(subject(i), "buyer")
 		if err != nil {
@@ -209,8 +240,10 @@ func RunQueue(ctx context.Context, cfg QueueConfig) (*QueueResult, error) {
 		_, err = c.WithToken(tok).JoinQueue(ctx, res.Event)
 		return err
 	})
+	cpu1 := sampleCPU(cfg.ServerPIDs)
 	h := merged()
 	res.Joins, res.JoinErrors = h.TotalCount(), errs.Load()
+	res.JoinServerCPUUs, res.JoinBenchCPUUs, res.JoinMachineBusy = perOp(cpu0, cpu1, res.Joins)
 	res.JoinLatency = summarize(h)
 	res.JoinsPerSec = float64(res.Joins) / res.JoinSeconds
 	logf("queue: %d joins in %.1f s (%.0f/s), %d errors", res.Joins, res.JoinSeconds, res.JoinsPerSec, res.JoinErrors)
@@ -225,12 +258,15 @@ func RunQueue(ctx context.Context, cfg QueueConfig) (*QueueResult, error) {
 			}
 			toks[i] = c.WithToken(tok)
 		}
+		cpu0 = sampleCPU(cfg.ServerPIDs)
 		res.LookupSeconds = phase(int64(cfg.Lookups), func(_ int64, r *rand.Rand) error {
 			_, err := toks[r.Int64N(nb)].MyPlace(ctx, res.Event)
 			return err
 		})
+		cpu1 = sampleCPU(cfg.ServerPIDs)
 		h = merged()
 		res.Lookups, res.LookupErrors = h.TotalCount(), errs.Load()
+		res.LookupServerCPUUs, res.LookupBenchCPUUs, res.LookupMachineBusy = perOp(cpu0, cpu1, res.Lookups)
 		res.LookupLatency = summarize(h)
 		res.LookupsPerSec = float64(res.Lookups) / res.LookupSeconds
 		logf("queue: %d look-ups in %.1f s (%.0f/s), %d errors", res.Lookups, res.LookupSeconds, res.LookupsPerSec, res.LookupErrors)
@@ -259,6 +295,15 @@ func WriteQueueSummary(w io.Writer, r *QueueResult) {
 		r.Joins, r.JoinSeconds, r.JoinsPerSec, r.JoinErrors, r.JoinLatency.P50Ms, r.JoinLatency.P99Ms, r.JoinLatency.MaxMs)
 	fmt.Fprintf(w, "  look-ups: %d in %.1f s = %.0f/s, %d errors; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 		r.Lookups, r.LookupSeconds, r.LookupsPerSec, r.LookupErrors, r.LookupLatency.P50Ms, r.LookupLatency.P99Ms, r.LookupLatency.MaxMs)
+	fmt.Fprintf(w, "  CPU per join: servers %.0f µs, bench %.0f µs (machine %.0f%% busy); per look-up: servers %.0f µs, bench %.0f µs (machine %.0f%% busy)\n",
+		r.JoinServerCPUUs, r.JoinBenchCPUUs, 100*r.JoinMachineBusy, r.LookupServerCPUUs, r.LookupBenchCPUUs, 100*r.LookupMachineBusy)
+	if c := r.JoinServerCPUUs + r.JoinBenchCPUUs; c > 0 && r.CPUs > 0 {
+		fmt.Fprintf(w, "  at that CPU cost, %d cores to themselves would do about %.0f joins/s", r.CPUs, float64(r.CPUs)*1e6/c)
+		if l := r.LookupServerCPUUs + r.LookupBenchCPUUs; l > 0 {
+			fmt.Fprintf(w, " and %.0f look-ups/s", float64(r.CPUs)*1e6/l)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "  queue: %d places, %d admitted; check: ok=%v\n", r.QueueJoined, r.QueueAdmitted, r.OK)
 	if r.FirstErr != "" {
 		fmt.Fprintf(w, "  first error: %s\n", r.FirstErr)

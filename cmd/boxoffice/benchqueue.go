@@ -34,6 +34,7 @@ func runQueueBench(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 		if secret == "" {
 			return errors.New("--target needs the cluster's secret to mint buyer tokens: --auth-secret or BOXOFFICE_AUTH_SECRET")
 		}
+		cfg.ServerPIDs = f.serverPIDs
 	} else {
 		if f.nodes < 1 || f.nodes > 9 {
 			return errors.New("--nodes must be 1..9")
@@ -44,7 +45,7 @@ func runQueueBench(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 		}
 		defer func() { lc.stop(stderr, f.keepData || err != nil) }()
 		secret = lc.secret
-		cfg.Targets = lc.urls()
+		cfg.Targets, cfg.ServerPIDs = lc.urls(), lc.pids()
 	}
 	cfg.Mint = func(subject, role string) (string, error) {
 		return httpapi.MintToken([]byte(secret), subject, httpapi.Role(role), 24*time.Hour)
