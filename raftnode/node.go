@@ -510,13 +510,16 @@ func (n *Node) closeShards() error {
 // sold-out state. The state machine computes each step from its own state,
 // so a step proposed on stale knowledge does no harm.
 func (n *Node) admissionSteps(s *Shard) {
-	if s.CaughtUp() != nil {
-		return // a new leader first applies what its predecessors committed
-	}
 	steps, err := s.store.QueueSteps(time.Now().UnixMilli())
 	if err != nil {
 		n.logger.Warn("queue steps", "shard", s.id, "err", err)
 		return
+	}
+	if len(steps) == 0 {
+		return // the common case: no queue, or nothing due (no write, no barrier)
+	}
+	if s.CaughtUp() != nil {
+		return // a new leader first applies what its predecessors committed
 	}
 	for _, c := range steps {
 		if o, ok := c.(*fsm.OpenQueue); ok {
