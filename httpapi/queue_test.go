@@ -35,16 +35,36 @@ type placeBody struct {
 	Queue queueBody `json:"queue"`
 }
 
+// doRetry sends a request as a careful client does: a 503 (an election
+// on a loaded machine: the outcome of a write is unknown) is sent again, a
+// write with the same Idempotency-Key. Every request it sends is safe to
+// repeat: reads, joins (the same buyer gets the same place), the PUT of a
+// queue, and keyed writes.
+func doRetry(m *testcluster.Member, method, path, token string, body any, headers map[string]string) (int, []byte) {
+	h := map[string]string{"Idempotency-Key": fmt.Sprintf("t-%d", time.Now().UnixNano())}
+	for k, v := range headers {
+		h[k] = v
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, out, _ := testcluster.DoHeaderWith(m.HTTPAddr, method, path, token, body, h)
+		if code != 503 || time.Now().After(deadline) {
+			return code, out
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func protect(t *testing.T, c *testcluster.Cluster, event string, opens time.Time, passTTL, pct int) {
 	t.Helper()
-	code, body := c.Do(c.Follower(c.ShardOf(event)), "PUT", "/v1/events/"+event+"/queue", organiser("org1"),
-		map[string]any{"opensAt": opens.UTC().Format(time.RFC3339Nano), "passTTLSeconds": passTTL, "admitPercent": pct})
+	code, body := doRetry(c.Follower(c.ShardOf(event)), "PUT", "/v1/events/"+event+"/queue", organiser("org1"),
+		map[string]any{"opensAt": opens.UTC().Format(time.RFC3339Nano), "passTTLSeconds": passTTL, "admitPercent": pct}, nil)
 	require.Equal(t, 200, code, "%s", body)
 }
 
 func join(t *testing.T, c *testcluster.Cluster, m *testcluster.Member, event, who string) placeBody {
 	t.Helper()
-	code, body := c.Do(m, "POST", "/v1/events/"+event+"/queue", buyer(who), nil)
+	code, body := doRetry(m, "POST", "/v1/events/"+event+"/queue", buyer(who), nil, nil)
 	require.Equal(t, 200, code, "%s", body)
 	return decode[placeBody](t, body)
 }
@@ -53,16 +73,14 @@ func join(t *testing.T, c *testcluster.Cluster, m *testcluster.Member, event, wh
 // that successive reads see the admissions in log order.
 func place(t *testing.T, c *testcluster.Cluster, event, who string) placeBody {
 	t.Helper()
-	code, body := c.Do(c.Members[0], "GET", "/v1/events/"+event+"/queue/me?consistency=strong", buyer(who), nil)
+	code, body := doRetry(c.Running()[0], "GET", "/v1/events/"+event+"/queue/me?consistency=strong", buyer(who), nil, nil)
 	require.Equal(t, 200, code, "%s", body)
 	return decode[placeBody](t, body)
 }
 
 func holdWithPass(c *testcluster.Cluster, m *testcluster.Member, event, who, pass string, seats ...string) (int, []byte) {
 	b, _ := json.Marshal(map[string]any{"seats": seats})
-	code, body, _ := testcluster.DoHeaderWith(m.HTTPAddr, "POST", "/v1/events/"+event+"/holds", buyer(who), b,
-		map[string]string{"X-Admission-Pass": pass})
-	return code, body
+	return doRetry(m, "POST", "/v1/events/"+event+"/holds", buyer(who), b, map[string]string{"X-Admission-Pass": pass})
 }
 
 // Fairness through the cluster: those who joined before the opening are
@@ -152,7 +170,7 @@ func TestQueueAdmitsInJoinOrder(t *testing.T) {
 		}
 		// They release: the seats are free, and the head goes in.
 		for i, id := range holds {
-			code, body := c.Do(c.Members[(i+1)%3], "DELETE", "/v1/holds/"+id, buyer(now[i]), nil)
+			code, body := doRetry(c.Members[(i+1)%3], "DELETE", "/v1/holds/"+id, buyer(now[i]), nil, nil)
 			require.Equal(t, 204, code, "%s", body)
 		}
 	}
@@ -234,7 +252,7 @@ func TestQueueStopsAtSellOutAndResumes(t *testing.T) {
 	require.Equal(t, 201, code, "%s", body)
 	var h struct{ ID string }
 	require.NoError(t, json.Unmarshal(body, &h))
-	code, body = c.Do(c.Members[2], "POST", "/v1/holds/"+h.ID+"/purchase", buyer("a"), map[string]any{"paymentMethod": "pm_card_visa"})
+	code, body = doRetry(c.Members[2], "POST", "/v1/holds/"+h.ID+"/purchase", buyer("a"), map[string]any{"paymentMethod": "pm_card_visa"}, nil)
 	require.Equal(t, 201, code, "%s", body)
 	var o struct{ ID string }
 	require.NoError(t, json.Unmarshal(body, &o))
@@ -244,7 +262,7 @@ func TestQueueStopsAtSellOutAndResumes(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond, "everyone waiting is told of the sell-out")
 	require.True(t, place(t, c, "sellout", "c").Queue.SoldOut)
 
-	code, body = c.Do(c.Members[0], "POST", "/v1/orders/"+o.ID+"/cancel", buyer("a"), nil)
+	code, body = doRetry(c.Members[0], "POST", "/v1/orders/"+o.ID+"/cancel", buyer("a"), nil, nil)
 	require.Equal(t, 200, code, "%s", body)
 	require.Eventually(t, func() bool { return place(t, c, "sellout", "b").State == "admitted" }, 20*time.Second, 20*time.Millisecond,
 		"admission resumes once seats are free again")
