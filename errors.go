@@ -39,6 +39,12 @@ const (
 	CodePaymentDeclined   Code = "payment_declined"
 	CodePaymentUnknown    Code = "payment_unknown"
 	CodeIdempotencyReused Code = "idempotency_key_reused"
+	// CodeAdmissionRequired: the event's on-sale is protected and the
+	// caller has no valid admission pass for it.
+	CodeAdmissionRequired Code = "admission_required"
+	// CodeQueueNotFound: the event's on-sale is not protected, or the
+	// caller has no place in its queue.
+	CodeQueueNotFound Code = "queue_not_found"
 )
 
 // Codes lists every code, for documentation and tests.
@@ -49,7 +55,7 @@ func Codes() []Code {
 		CodeOrderNotActive, CodeHoldExtendLimit, CodeLayoutShrink, CodeForbidden, CodeUnauthorized,
 		CodeNotFound, CodeMethodNotAllowed, CodeBodyTooLarge, CodeNotLeader, CodeNoLeader,
 		CodeUnavailable, CodeTimeout, CodeMemberNotFound, CodeInternal, CodePaymentDeclined,
-		CodePaymentUnknown, CodeIdempotencyReused,
+		CodePaymentUnknown, CodeIdempotencyReused, CodeAdmissionRequired, CodeQueueNotFound,
 	}
 }
 
@@ -107,4 +113,6 @@ var (
 	ErrNotLeader       = &Error{Code: CodeNotLeader}
 	ErrNoLeader        = &Error{Code: CodeNoLeader}
 	ErrNotFound        = &Error{Code: CodeNotFound}
+	ErrAdmission       = &Error{Code: CodeAdmissionRequired}
+	ErrQueueNotFound   = &Error{Code: CodeQueueNotFound}
 )

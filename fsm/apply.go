@@ -101,6 +101,14 @@ func (a *applier) apply(c Command) (Result, error) {
 		return a.setGrant(c)
 	case *Authorized:
 		return a.authorized(c)
+	case *ProtectSale:
+		return a.protectSale(c)
+	case *JoinQueue:
+		return a.joinQueue(c)
+	case *OpenQueue:
+		return a.openQueue(c)
+	case *AdvanceAdmission:
+		return a.advanceAdmission(c)
 	}
 	return Result{}, fmt.Errorf("no handler for command type %d", c.Type())
 }
@@ -438,6 +446,11 @@ func (a *applier) hold(c *Hold) (Result, error) {
 	if have+len(idx) > limit {
 		return reject(boxoffice.CodeBuyerLimit, "buyer %q has %d seats of event %q; %d more would pass the limit of %d", c.Buyer, have, c.Event, len(idx), limit)
 	}
+	// A protected on-sale: the buyer must hold a valid admission.
+	q, place, rej, err := a.admissionCheck(c.Event, c.Buyer)
+	if err != nil || rej != nil {
+		return Result{Err: rej}, err
+	}
 	ttl := ei.ev.Limits.HoldTTLSeconds
 	if c.TTLSeconds > 0 && c.TTLSeconds < ttl {
 		ttl = c.TTLSeconds
@@ -463,6 +476,11 @@ func (a *applier) hold(c *Hold) (Result, error) {
 	}
 	if err := a.set(key(tagHoldsBy, h.Buyer, h.ID), nil); err != nil {
 		return Result{}, err
+	}
+	if place != nil {
+		if err := a.markHolding(c.Event, c.Buyer, q, place); err != nil {
+			return Result{}, err
+		}
 	}
 	return Result{Hold: h}, nil
 }

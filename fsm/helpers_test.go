@@ -230,6 +230,14 @@ func fmtResult(c Command, r Result) string {
 		lines = append(lines, fmt.Sprintf("expired %d", r.Expired))
 	case *PutNode, *RemoveNode:
 		lines = append(lines, "ok")
+	case *AdvanceAdmission:
+		lines = append(lines, fmt.Sprintf("admitted %d", r.Admitted))
+	}
+	if r.Queue != nil {
+		lines = append(lines, fmtQueue(r.Queue))
+	}
+	if r.Place != nil {
+		lines = append(lines, fmtPlace(r.Place))
 	}
 	if r.Event != nil {
 		lines = append(lines, fmtEvent(r.Event))
@@ -448,6 +456,9 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 		}
 		return "", fmt.Errorf("bad report key kind %q", k[i+1])
 	}
+	if line, ok, err := dumpQueueKV(k, v); ok || err != nil {
+		return line, err
+	}
 	return "", fmt.Errorf("unknown table %q", k[0])
 }
 
@@ -554,6 +565,7 @@ func checkInvariants(t testing.TB, s *Store) {
 	})
 	require.NoError(t, err)
 	now := s.NowMs()
+	checkQueueInvariants(t, s)
 
 	// The report's counters count exactly the seat records of each section
 	// (held ones whatever their expiry).
