@@ -136,14 +136,18 @@ func (s *Server) protectSale(ctx *fasthttp.RequestCtx, event string) {
 	}
 	shard := s.node.ShardOfEvent(event)
 	s.write(ctx, shard, func(cctx context.Context) error {
-		ev, err := s.node.Store(shard).Event(event)
-		if err != nil {
+		// Refuse early (a stranger learns nothing); the state machine
+		// checks the grant again when the command applies.
+		if _, err := s.node.Store(shard).Event(event); err != nil {
 			return err
 		}
-		if p.Role != RoleAdmin && ev.Organiser != p.Subject {
-			return boxoffice.Errorf(boxoffice.CodeForbidden, "event %q belongs to another organiser", event)
+		if lvl, err := s.node.Store(shard).Access(event, p.Subject, isAdmin(p)); err != nil {
+			return err
+		} else if lvl < boxoffice.AccessManage {
+			return accessDenied(p, event, boxoffice.AccessManage, lvl)
 		}
-		res, err := s.node.Propose(cctx, shard, &fsm.ProtectSale{Event: event, Config: cfg})
+		res, err := s.node.Propose(cctx, shard, &fsm.Authorized{Event: event, Actor: p.Subject, Admin: isAdmin(p), Need: boxoffice.AccessManage,
+			Command: &fsm.ProtectSale{Event: event, Config: cfg}})
 		if err == nil {
 			err = res.Err
 		}

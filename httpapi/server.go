@@ -317,9 +317,7 @@ func (s *Server) route(method string, p []string) (handler, bool) {
 		return func(c *fasthttp.RequestCtx) { s.changes(c, arg(1)) }, true
 	case is("POST", 3, "events", "*", "holds"):
 		return func(c *fasthttp.RequestCtx) { s.hold(c, arg(1)) }, true
-	// The waiting room (queue.go).
-	case is("PUT", 3, "events", "*", "queue"):
-		return func(c *fasthttp.RequestCtx) { s.protectSale(c, arg(1)) }, true
+	// The waiting room (queue.go); protecting it is an organiser route (access.go).
 	case is("GET", 3, "events", "*", "queue"):
 		return func(c *fasthttp.RequestCtx) { s.getQueue(c, arg(1)) }, true
 	case is("POST", 3, "events", "*", "queue"):
