@@ -178,21 +178,49 @@ type Section struct {
 	Category    string `json:"category"`
 	Rows        int    `json:"rows"`
 	SeatsPerRow int    `json:"seatsPerRow"`
+	Position    *Point `json:"position,omitempty"`
+}
+
+// Equal reports whether two sections are the same (Position by value).
+func (s Section) Equal(o Section) bool {
+	if s.ID != o.ID || s.Category != o.Category || s.Rows != o.Rows || s.SeatsPerRow != o.SeatsPerRow {
+		return false
+	}
+	if s.Position == nil || o.Position == nil {
+		return s.Position == nil && o.Position == nil
+	}
+	return *s.Position == *o.Position
 }
 
 // Venue is the seat layout of an event, described compactly: a 100,000-seat
 // venue is a handful of sections, expanded into seats only where needed.
+// Areas are its general-admission areas, numbered after the sections.
 type Venue struct {
 	Sections []Section `json:"sections"`
+	Areas    []Area    `json:"areas,omitempty"`
 }
 
-// Capacity is the number of seats in the venue.
+// Capacity is the number of places in the venue: seats and
+// general-admission places.
 func (v Venue) Capacity() int {
 	n := 0
 	for _, s := range v.Sections {
 		n += s.Rows * s.SeatsPerRow
 	}
+	for _, a := range v.Areas {
+		n += a.Capacity
+	}
 	return n
+}
+
+// Area returns the general-admission area with the given id.
+func (v Venue) Area(id string) (Area, bool) {
+	for _, a := range v.Areas {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return Area{}, false
 }
 
 // Limits bound what one buyer may do on one event.
@@ -212,6 +240,10 @@ type Event struct {
 	Categories []Category `json:"categories"`
 	Venue      Venue      `json:"venue"`
 	Limits     Limits     `json:"limits"`
+	// VenueID and VenueVersion name the reusable venue (and its version)
+	// the event's venue was copied from, if any.
+	VenueID      string `json:"venueId,omitempty"`
+	VenueVersion int    `json:"venueVersion,omitempty"`
 }
 
 // Category returns the category with the given id.
@@ -257,30 +289,9 @@ func (e *Event) Validate() error {
 			add("category %q: priceCents must not be negative", c.ID)
 		}
 	}
-	if len(e.Venue.Sections) == 0 || len(e.Venue.Sections) > SectionsMax {
-		add("venue: 1..%d sections required", SectionsMax)
-	}
-	secs := make(map[string]bool, len(e.Venue.Sections))
-	total := 0
-	for _, s := range e.Venue.Sections {
-		switch {
-		case !ValidID(s.ID) || strings.Contains(s.ID, "-"):
-			add("section id %q must match [A-Za-z0-9._]{1,%d} (no '-': it separates seat id parts)", s.ID, IDLenMax)
-		case secs[s.ID]:
-			add("section %q appears twice", s.ID)
-		}
-		secs[s.ID] = true
-		if !cats[s.Category] {
-			add("section %q: unknown category %q", s.ID, s.Category)
-		}
-		if s.Rows < 1 || s.Rows > RowsPerSectionMax || s.SeatsPerRow < 1 || s.SeatsPerRow > SeatsPerRowMax {
-			add("section %q: rows must be 1..%d and seatsPerRow 1..%d", s.ID, RowsPerSectionMax, SeatsPerRowMax)
-			continue
-		}
-		total += s.Rows * s.SeatsPerRow
-	}
-	if total > SeatsPerEventMax {
-		add("venue has %d seats, more than %d", total, SeatsPerEventMax)
+	validateLayout(e.Venue, cats, add)
+	if e.VenueID != "" && !ValidID(e.VenueID) || e.VenueVersion < 0 || e.VenueVersion > VenueVersionsMax || e.VenueID == "" && e.VenueVersion != 0 {
+		add("venueId %q must be a valid id and venueVersion 1..%d", e.VenueID, VenueVersionsMax)
 	}
 	if e.Limits.MaxSeatsPerBuyer < 1 || e.Limits.MaxSeatsPerBuyer > MaxSeatsPerBuyerMax {
 		add("limits.maxSeatsPerBuyer must be 1..%d", MaxSeatsPerBuyerMax)

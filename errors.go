@@ -39,6 +39,8 @@ const (
 	CodePaymentDeclined   Code = "payment_declined"
 	CodePaymentUnknown    Code = "payment_unknown"
 	CodeIdempotencyReused Code = "idempotency_key_reused"
+	CodeVenueNotFound     Code = "venue_not_found"
+	CodeVenueExists       Code = "venue_exists"
 )
 
 // Codes lists every code, for documentation and tests.
@@ -49,7 +51,7 @@ func Codes() []Code {
 		CodeOrderNotActive, CodeHoldExtendLimit, CodeLayoutShrink, CodeForbidden, CodeUnauthorized,
 		CodeNotFound, CodeMethodNotAllowed, CodeBodyTooLarge, CodeNotLeader, CodeNoLeader,
 		CodeUnavailable, CodeTimeout, CodeMemberNotFound, CodeInternal, CodePaymentDeclined,
-		CodePaymentUnknown, CodeIdempotencyReused,
+		CodePaymentUnknown, CodeIdempotencyReused, CodeVenueNotFound, CodeVenueExists,
 	}
 }
 
@@ -107,4 +109,6 @@ var (
 	ErrNotLeader       = &Error{Code: CodeNotLeader}
 	ErrNoLeader        = &Error{Code: CodeNoLeader}
 	ErrNotFound        = &Error{Code: CodeNotFound}
+	ErrVenueNotFound   = &Error{Code: CodeVenueNotFound}
+	ErrVenueExists     = &Error{Code: CodeVenueExists}
 )

@@ -8,17 +8,28 @@ import (
 // Layout numbers the seats of a venue 0..Capacity-1, section by section,
 // row by row, so that a seat id and its index convert without a lookup.
 // It is built once per event and read by many goroutines.
+//
+// General-admission areas are numbered after the seated sections, each as
+// one more entry of Sections with one row of Capacity places (ids
+// "GA-<area>-<n>"): a place is a seat to everything that counts, holds,
+// sells or frees seats; only how a hold picks them differs.
 type Layout struct {
-	Sections []Section
-	offsets  []int // offsets[i] is the index of the first seat of Sections[i]
-	byID     map[string]int
-	capacity int
+	Sections  []Section // the seated sections, then one per area
+	offsets   []int     // offsets[i] is the index of the first seat of Sections[i]
+	byID      map[string]int
+	capacity  int
+	firstArea int // Sections[firstArea:] are the areas
 }
 
 // NewLayout builds the layout of a validated venue.
 func NewLayout(v Venue) *Layout {
-	l := &Layout{Sections: v.Sections, offsets: make([]int, len(v.Sections)), byID: make(map[string]int, len(v.Sections))}
-	for i, s := range v.Sections {
+	n := len(v.Sections) + len(v.Areas)
+	l := &Layout{Sections: make([]Section, 0, n), offsets: make([]int, n), byID: make(map[string]int, n), firstArea: len(v.Sections)}
+	l.Sections = append(l.Sections, v.Sections...)
+	for _, a := range v.Areas {
+		l.Sections = append(l.Sections, Section{ID: a.ID, Category: a.Category, Rows: 1, SeatsPerRow: a.Capacity, Position: a.Position})
+	}
+	for i, s := range l.Sections {
 		l.offsets[i] = l.capacity
 		l.byID[s.ID] = i
 		l.capacity += s.Rows * s.SeatsPerRow
@@ -26,11 +37,35 @@ func NewLayout(v Venue) *Layout {
 	return l
 }
 
+// IsArea reports whether Sections[i] is a general-admission area.
+func (l *Layout) IsArea(i int) bool { return i >= l.firstArea }
+
+// HasAreas reports whether the venue has general-admission areas.
+func (l *Layout) HasAreas() bool { return l.firstArea < len(l.Sections) }
+
+// AreaRange returns the first index and the capacity of an area.
+func (l *Layout) AreaRange(area string) (first, n int, ok bool) {
+	si, ok := l.byID[area]
+	if !ok || !l.IsArea(si) {
+		return 0, 0, false
+	}
+	return l.offsets[si], l.Sections[si].SeatsPerRow, true
+}
+
+// InArea reports whether seat index idx is a general-admission place.
+func (l *Layout) InArea(idx int) bool {
+	return l.HasAreas() && idx >= l.offsets[l.firstArea] && idx < l.capacity
+}
+
 // Capacity is the number of seats.
 func (l *Layout) Capacity() int { return l.capacity }
 
-// Index parses a seat id "<section>-<row>-<number>" into its index.
+// Index parses a seat id "<section>-<row>-<number>", or a place id
+// "GA-<area>-<n>", into its index.
 func (l *Layout) Index(id string) (int, bool) {
+	if l.HasAreas() && strings.HasPrefix(id, GAPrefix+"-") {
+		return l.placeIndex(id[len(GAPrefix)+1:])
+	}
 	j := strings.LastIndexByte(id, '-')
 	if j <= 0 {
 		return 0, false
@@ -40,7 +75,7 @@ func (l *Layout) Index(id string) (int, bool) {
 		return 0, false
 	}
 	si, ok := l.byID[id[:i]]
-	if !ok {
+	if !ok || l.IsArea(si) {
 		return 0, false
 	}
 	row, err1 := strconv.Atoi(id[i+1 : j])
@@ -54,6 +89,23 @@ func (l *Layout) Index(id string) (int, bool) {
 		return 0, false
 	}
 	return l.offsets[si] + (row-1)*s.SeatsPerRow + (num - 1), true
+}
+
+// placeIndex parses "<area>-<n>".
+func (l *Layout) placeIndex(rest string) (int, bool) {
+	j := strings.IndexByte(rest, '-')
+	if j <= 0 {
+		return 0, false
+	}
+	si, ok := l.byID[rest[:j]]
+	if !ok || !l.IsArea(si) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest[j+1:])
+	if err != nil || n < 1 || n > l.Sections[si].SeatsPerRow || strconv.Itoa(n) != rest[j+1:] {
+		return 0, false
+	}
+	return l.offsets[si] + n - 1, true
 }
 
 // Section returns the section that holds seat index idx, and the seat's row
@@ -75,15 +127,18 @@ func (l *Layout) Section(idx int) (s Section, row, num int) {
 }
 
 // ID is the seat id of index idx.
-func (l *Layout) ID(idx int) string {
-	s, row, num := l.Section(idx)
-	return s.ID + "-" + strconv.Itoa(row) + "-" + strconv.Itoa(num)
-}
+func (l *Layout) ID(idx int) string { return string(l.AppendID(nil, idx)) }
 
 // AppendID appends the seat id of index idx to b: ID without a string per
 // seat, for seat maps of 100,000 seats.
 func (l *Layout) AppendID(b []byte, idx int) []byte {
 	s, row, num := l.Section(idx)
+	if l.InArea(idx) {
+		b = append(b, GAPrefix+"-"...)
+		b = append(b, s.ID...)
+		b = append(b, '-')
+		return strconv.AppendInt(b, int64(num), 10)
+	}
 	b = append(b, s.ID...)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, int64(row), 10)

@@ -355,7 +355,7 @@ func (c *Exchange) decode(r *reader) {
 func idempotentOK(t Type) bool {
 	switch t {
 	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
-		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout:
+		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeHoldArea:
 		return true
 	}
 	return false
@@ -421,6 +421,10 @@ func newCommand(t Type) Command {
 		return &RefundDone{}
 	case TypeVerifyDone:
 		return &VerifyDone{}
+	case TypePutVenue:
+		return &PutVenue{}
+	case TypeHoldArea:
+		return &HoldArea{}
 	}
 	return nil
 }
@@ -513,12 +517,29 @@ func encodeEvent(w *writer, e *boxoffice.Event) {
 		w.str(c.Name)
 		w.varint(c.PriceCents)
 	}
-	w.uvarint(uint64(len(e.Venue.Sections)))
+	// An event with none of the later fields (areas, positions, a venue
+	// id) is written exactly as before they existed; one with any of them
+	// sets layoutExt in the section count and writes them after the
+	// sections, so that entries and values written earlier read the same.
+	ext := eventHasExt(e)
+	n := uint64(len(e.Venue.Sections))
+	if ext {
+		n |= layoutExt
+	}
+	w.uvarint(n)
 	for _, s := range e.Venue.Sections {
 		w.str(s.ID)
 		w.str(s.Category)
 		w.int(s.Rows)
 		w.int(s.SeatsPerRow)
+	}
+	if ext {
+		for _, s := range e.Venue.Sections {
+			encodePoint(w, s.Position)
+		}
+		encodeAreas(w, e.Venue.Areas)
+		w.str(e.VenueID)
+		w.int(e.VenueVersion)
 	}
 	w.int(e.Limits.MaxSeatsPerBuyer)
 	w.int(e.Limits.HoldTTLSeconds)
@@ -538,7 +559,14 @@ func decodeEvent(r *reader, e *boxoffice.Event) {
 		c.Name = r.str()
 		c.PriceCents = r.varint()
 	}
-	e.Venue.Sections = make([]boxoffice.Section, r.count(boxoffice.SectionsMax, 4))
+	n := r.uvarint()
+	ext := n&layoutExt != 0
+	n &^= layoutExt
+	if n > boxoffice.SectionsMax || n*4 > uint64(len(r.b)) {
+		r.fail()
+		n = 0
+	}
+	e.Venue.Sections = make([]boxoffice.Section, n)
 	for i := range e.Venue.Sections {
 		s := &e.Venue.Sections[i]
 		s.ID = r.str()
@@ -546,6 +574,109 @@ func decodeEvent(r *reader, e *boxoffice.Event) {
 		s.Rows = r.int()
 		s.SeatsPerRow = r.int()
 	}
+	if ext {
+		for i := range e.Venue.Sections {
+			e.Venue.Sections[i].Position = decodePoint(r)
+		}
+		e.Venue.Areas = decodeAreas(r)
+		e.VenueID = r.str()
+		e.VenueVersion = r.int()
+		if !eventHasExt(e) {
+			r.fail() // one event, one encoding
+		}
+	}
 	e.Limits.MaxSeatsPerBuyer = r.int()
 	e.Limits.HoldTTLSeconds = r.int()
+}
+
+// layoutExt, set in an event's section count, says that the fields added
+// with reusable venues follow the sections.
+const layoutExt = 1 << 31
+
+func eventHasExt(e *boxoffice.Event) bool {
+	if len(e.Venue.Areas) > 0 || e.VenueID != "" || e.VenueVersion != 0 {
+		return true
+	}
+	for _, s := range e.Venue.Sections {
+		if s.Position != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// encodePoint writes an optional position: a presence byte, then x and y.
+func encodePoint(w *writer, p *boxoffice.Point) {
+	if p == nil {
+		w.u8(0)
+		return
+	}
+	w.u8(1)
+	w.int(p.X)
+	w.int(p.Y)
+}
+
+func decodePoint(r *reader) *boxoffice.Point {
+	switch r.u8() {
+	case 0:
+		return nil
+	case 1:
+		return &boxoffice.Point{X: r.int(), Y: r.int()}
+	}
+	r.fail()
+	return nil
+}
+
+func encodeAreas(w *writer, areas []boxoffice.Area) {
+	w.uvarint(uint64(len(areas)))
+	for _, a := range areas {
+		w.str(a.ID)
+		w.str(a.Category)
+		w.int(a.Capacity)
+		encodePoint(w, a.Position)
+	}
+}
+
+func decodeAreas(r *reader) []boxoffice.Area {
+	n := r.count(boxoffice.AreasMax, 4)
+	if n == 0 {
+		return nil
+	}
+	areas := make([]boxoffice.Area, n)
+	for i := range areas {
+		a := &areas[i]
+		a.ID = r.str()
+		a.Category = r.str()
+		a.Capacity = r.int()
+		a.Position = decodePoint(r)
+	}
+	return areas
+}
+
+func encodeSections(w *writer, secs []boxoffice.Section) {
+	w.uvarint(uint64(len(secs)))
+	for _, s := range secs {
+		w.str(s.ID)
+		w.str(s.Category)
+		w.int(s.Rows)
+		w.int(s.SeatsPerRow)
+		encodePoint(w, s.Position)
+	}
+}
+
+func decodeSections(r *reader) []boxoffice.Section {
+	n := r.count(boxoffice.SectionsMax, 5)
+	if n == 0 {
+		return nil
+	}
+	secs := make([]boxoffice.Section, n)
+	for i := range secs {
+		s := &secs[i]
+		s.ID = r.str()
+		s.Category = r.str()
+		s.Rows = r.int()
+		s.SeatsPerRow = r.int()
+		s.Position = decodePoint(r)
+	}
+	return secs
 }

@@ -21,6 +21,8 @@ import "encoding/binary"
 //	v <order>                          → failed checkout watched for a late charge: until (ms)
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
+//	V <venue>, W <venue> 0 <version u32 BE> → reusable venue: newest, every version (venues.go)
+//	g <event> 0 <area>, G <event> 0 <area> 0 <pos u32 BE> → a general-admission area's allocator (venues.go)
 const (
 	tagMeta       = 'm'
 	tagEvent      = 'e'

@@ -219,6 +219,7 @@ type Result struct {
 	Event   *boxoffice.Event
 	Hold    *boxoffice.Hold
 	Order   *boxoffice.Order
+	Venue   *boxoffice.VenueChart
 	Expired int
 	// Replayed is set when an Idempotent command returned the stored
 	// result of an earlier run instead of running.
