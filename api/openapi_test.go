@@ -534,6 +534,7 @@ func TestServerConformsToDocument(t *testing.T) {
 	t.Run("operations", k.testOperations)
 	t.Run("events", k.testEvents)
 	t.Run("event update", k.testEventUpdate)
+	t.Run("venues and general admission", k.testVenues)
 	t.Run("event filters and pages", k.testEventPages)
 	t.Run("seats", k.testSeats)
 	t.Run("holds", k.testHolds)
@@ -548,6 +549,70 @@ func TestServerConformsToDocument(t *testing.T) {
 	t.Run("idempotency", k.testIdempotency)
 	t.Run("cluster", k.testCluster)
 	t.Run("every operation exercised", k.testCoverage)
+}
+
+func (k *conformance) testVenues(t *testing.T) {
+	venue := map[string]any{
+		"id": "conf-arena", "name": "Arena", "location": "Berlin",
+		"categories": []map[string]any{{"id": "floor", "name": "Floor"}, {"id": "ga", "name": "Standing"}},
+		"sections":   []map[string]any{{"id": "A", "category": "floor", "rows": 2, "seatsPerRow": 3, "position": map[string]int{"x": 1, "y": 2}}},
+		"areas":      []map[string]any{{"id": "PIT", "category": "ga", "capacity": 3}},
+	}
+	v := decode[map[string]any](t, k.must(t, step{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: venue, idemKey: "v-1", want: 201}))
+	assert.EqualValues(t, 1, v["version"])
+	assert.EqualValues(t, 9, v["capacity"])
+	dup := map[string]any{"id": "conf-bad", "name": "Bad", "categories": []map[string]any{{"id": "c"}},
+		"sections": []map[string]any{{"id": "A", "category": "c", "rows": 1, "seatsPerRow": 1}, {"id": "A", "category": "c", "rows": 1, "seatsPerRow": 2}}}
+	empty := map[string]any{"id": "conf-bad", "name": "Bad", "categories": []map[string]any{{"id": "c"}}}
+	for _, s := range []step{
+		{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: venue, want: 409, code: "venue_exists"},
+		{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: dup, want: 400, code: "invalid_argument"},
+		{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: empty, want: 400, code: "invalid_argument"},
+		{method: "POST", path: "/v1/venues", token: buyer("b1"), body: venue, want: 403, code: "forbidden"},
+		{method: "POST", path: "/v1/venues", body: venue, want: 401, code: "unauthorized", invalid: true},
+		{method: "GET", path: "/v1/venues/conf-bad", want: 404, code: "venue_not_found"},
+		{method: "GET", path: "/v1/venues/conf-arena?version=2", want: 404, code: "venue_not_found"},
+		{method: "PUT", path: "/v1/venues/conf-arena", token: organiser("other"), body: venue, want: 403, code: "forbidden"},
+		{method: "PUT", path: "/v1/venues/conf-nope", token: organiser("vorg"), body: empty, want: 400, code: "invalid_argument"},
+	} {
+		k.do(t, s)
+	}
+	// A new version: an event made from version 1 keeps version 1.
+	venue["areas"] = []map[string]any{{"id": "PIT", "category": "ga", "capacity": 30}}
+	v = decode[map[string]any](t, k.must(t, step{method: "PUT", path: "/v1/venues/conf-arena", token: organiser("vorg"), body: venue, want: 200}))
+	assert.EqualValues(t, 2, v["version"])
+	delete(venue, "id")
+	k.do(t, step{method: "PUT", path: "/v1/venues/conf-nope", token: organiser("vorg"), body: venue, want: 404, code: "venue_not_found"})
+	k.settle(t)
+	l := decode[struct {
+		Venues []map[string]any `json:"venues"`
+	}](t, k.must(t, step{method: "GET", path: "/v1/venues?limit=500", want: 200}))
+	assert.Len(t, l.Venues, 1)
+	v = decode[map[string]any](t, k.must(t, step{method: "GET", path: "/v1/venues/conf-arena?version=1&consistency=strong", want: 200}))
+	assert.EqualValues(t, 9, v["capacity"])
+
+	ev := map[string]any{"id": "conf-ga", "name": "GA night", "venueId": "conf-arena", "venueVersion": 1,
+		"categories": []map[string]any{{"id": "floor", "priceCents": 5000}, {"id": "ga", "priceCents": 2000}},
+		"limits":     map[string]any{"maxSeatsPerBuyer": 4}}
+	e := decode[map[string]any](t, k.must(t, step{method: "POST", path: "/v1/events", token: organiser("org1"), body: ev, want: 201}))
+	assert.EqualValues(t, 1, e["venueVersion"])
+	assert.EqualValues(t, 9, e["capacity"])
+	h := decode[holdOut](t, k.must(t, step{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g1"), body: `{"area":"PIT","quantity":2}`, want: 201}))
+	assert.Equal(t, []string{"GA-PIT-1", "GA-PIT-2"}, h.Seats)
+	for _, s := range []step{
+		{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g2"), body: `{"area":"PIT","quantity":2}`, want: 409, code: "seat_unavailable"},
+		{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g2"), body: `{"seats":["GA-PIT-3"]}`, want: 400, code: "invalid_argument"},
+		{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g2"), body: `{"area":"PIT","quantity":1,"seats":["GA-PIT-3"]}`, want: 400, code: "invalid_argument", invalid: true},
+		{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g2"), body: `{"area":"NOPE","quantity":1}`, want: 400, code: "invalid_argument"},
+		{method: "POST", path: "/v1/events", token: organiser("org1"), body: map[string]any{"id": "conf-ga2", "name": "X", "venueId": "conf-nope",
+			"categories": []map[string]any{{"id": "ga", "priceCents": 1}}}, want: 404, code: "venue_not_found"},
+		{method: "POST", path: "/v1/events", token: organiser("org1"), body: map[string]any{"id": "conf-ga2", "name": "X", "venueId": "conf-arena",
+			"categories": []map[string]any{{"id": "ga", "priceCents": 1}}}, want: 400, code: "invalid_argument"},
+	} {
+		k.do(t, s)
+	}
+	m := k.seatStates(t, "conf-ga", "section=PIT")
+	assert.Equal(t, map[string]string{"GA-PIT-1": "held", "GA-PIT-2": "held", "GA-PIT-3": "free"}, m)
 }
 
 func (k *conformance) testOperations(t *testing.T) {

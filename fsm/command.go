@@ -355,7 +355,7 @@ func (c *Exchange) decode(r *reader) {
 func idempotentOK(t Type) bool {
 	switch t {
 	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
-		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeHoldArea:
+		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeHoldArea, TypePutVenue:
 		return true
 	}
 	return false

@@ -302,6 +302,9 @@ func fmtStoredResult(r Result) string {
 	if r.Event != nil {
 		parts = append(parts, "event "+r.Event.ID)
 	}
+	if r.Venue != nil {
+		parts = append(parts, fmtVenue(r.Venue))
+	}
 	if r.Order != nil {
 		parts = append(parts, fmtOrder(r.Order))
 	}

@@ -30,9 +30,9 @@ func (s *Store) PickBest(event, category string, quantity int, adjacent bool, sk
 	fallback := -1 // first run start that fits but strands a seat
 	fallbackLen := 0
 	found := false
-	for _, sec := range l.Sections {
-		if sec.Category != category {
-			continue
+	for si, sec := range l.Sections {
+		if sec.Category != category || l.IsArea(si) {
+			continue // general-admission places are held by area and quantity
 		}
 		first, n, _ := l.SectionRange(sec.ID)
 		// Walk the section's seats in order, stopping at the first pick
