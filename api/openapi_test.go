@@ -60,7 +60,7 @@ func operations(doc *openapi3.T) []operation {
 }
 
 func isWrite(method string) bool {
-	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete
+	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete || method == http.MethodPut
 }
 
 // TestDocumentIsValid checks the document loads, is valid OpenAPI 3, and
@@ -579,8 +579,12 @@ func (k *conformance) testVenues(t *testing.T) {
 	}
 	// A new version: an event made from version 1 keeps version 1.
 	venue["areas"] = []map[string]any{{"id": "PIT", "category": "ga", "capacity": 30}}
-	v = decode[map[string]any](t, k.must(t, step{method: "PUT", path: "/v1/venues/conf-arena", token: organiser("vorg"), body: venue, want: 200}))
+	v = decode[map[string]any](t, k.must(t, step{method: "PUT", path: "/v1/venues/conf-arena", token: organiser("vorg"), body: venue, idemKey: "v-put", want: 200}))
 	assert.EqualValues(t, 2, v["version"])
+	// A retry with its key is answered from the record: no version 3.
+	a := k.must(t, step{method: "PUT", path: "/v1/venues/conf-arena", token: organiser("vorg"), body: venue, idemKey: "v-put", want: 200})
+	assert.EqualValues(t, 2, decode[map[string]any](t, a)["version"])
+	assert.Equal(t, "true", a.header.Get("Idempotent-Replayed"))
 	delete(venue, "id")
 	k.do(t, step{method: "PUT", path: "/v1/venues/conf-nope", token: organiser("vorg"), body: venue, want: 404, code: "venue_not_found"})
 	k.settle(t)

@@ -101,12 +101,6 @@ func (s *Server) putVenue(ctx *fasthttp.RequestCtx, id string) {
 	if !ok {
 		return
 	}
-	if idem.on() && id != "" {
-		// PUT is not a recorded write (a retry makes one more version,
-		// which changes no event); POST is.
-		writeProblem(ctx, boxoffice.CodeInvalidArgument, "PUT /v1/venues/{venue} takes no Idempotency-Key")
-		return
-	}
 	v, err := readVenueRequest(ctx, id)
 	if err != nil {
 		writeError(ctx, err)
