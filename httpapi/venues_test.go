@@ -255,7 +255,7 @@ func TestHundredThousandPlacesSellOut(t *testing.T) {
 	const (
 		sections   = 15
 		rows       = 125
-		perRow     = 32                         // a row is one hold: boxoffice.SeatsPerHoldMax
+		perRow     = 32                       // a row is one hold: boxoffice.SeatsPerHoldMax
 		seats      = sections * rows * perRow // 60,000
 		floor      = 40_000
 		gaQuantity = 32 // places per floor hold
