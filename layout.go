@@ -13,12 +13,18 @@ import (
 // one more entry of Sections with one row of Capacity places (ids
 // "GA-<area>-<n>"): a place is a seat to everything that counts, holds,
 // sells or frees seats; only how a hold picks them differs.
+//
+// A section's seats are numbered as a rectangle of Rows × SeatsPerRow; the
+// positions that its row counts or gaps leave out are holes: an index with
+// no seat, which Index never returns and walks skip (Exists).
 type Layout struct {
 	Sections  []Section // the seated sections, then one per area
 	offsets   []int     // offsets[i] is the index of the first seat of Sections[i]
 	byID      map[string]int
-	capacity  int
-	firstArea int // Sections[firstArea:] are the areas
+	span      int    // indexes are 0..span-1
+	seats     int    // span less the holes
+	missing   []bool // missing[idx] marks a hole; nil when there is none
+	firstArea int    // Sections[firstArea:] are the areas
 }
 
 // NewLayout builds the layout of a validated venue.
@@ -30,11 +36,62 @@ func NewLayout(v Venue) *Layout {
 		l.Sections = append(l.Sections, Section{ID: a.ID, Category: a.Category, Rows: 1, SeatsPerRow: a.Capacity, Position: a.Position})
 	}
 	for i, s := range l.Sections {
-		l.offsets[i] = l.capacity
+		l.offsets[i] = l.span
 		l.byID[s.ID] = i
-		l.capacity += s.Rows * s.SeatsPerRow
+		l.span += s.Rows * s.SeatsPerRow
+	}
+	l.seats = l.span
+	for i, s := range v.Sections {
+		if s.RowSeats == nil && s.Gaps == nil {
+			continue
+		}
+		if l.missing == nil {
+			l.missing = make([]bool, l.span)
+		}
+		mark := func(row, num int) {
+			if idx := l.offsets[i] + (row-1)*s.SeatsPerRow + num - 1; !l.missing[idx] {
+				l.missing[idx] = true
+				l.seats--
+			}
+		}
+		if len(s.RowSeats) == s.Rows {
+			for r, n := range s.RowSeats {
+				for num := n + 1; num <= s.SeatsPerRow; num++ {
+					mark(r+1, num)
+				}
+			}
+		}
+		for _, g := range s.Gaps {
+			if row, num, ok := ParseRowSeat(g); ok && row <= s.Rows && num <= s.SeatsPerRow {
+				mark(row, num)
+			}
+		}
 	}
 	return l
+}
+
+// Exists reports whether index idx (in 0..Span-1) is a seat, not a hole.
+func (l *Layout) Exists(idx int) bool { return l.missing == nil || !l.missing[idx] }
+
+// Span is the end of the index range: every seat's index is below it.
+func (l *Layout) Span() int { return l.span }
+
+// SectionSeats is the number of seats (holes left out) of Sections[i].
+func (l *Layout) SectionSeats(i int) int {
+	if l.missing == nil {
+		return l.Sections[i].Rows * l.Sections[i].SeatsPerRow
+	}
+	end := l.span
+	if i+1 < len(l.offsets) {
+		end = l.offsets[i+1]
+	}
+	n := 0
+	for idx := l.offsets[i]; idx < end; idx++ {
+		if !l.missing[idx] {
+			n++
+		}
+	}
+	return n
 }
 
 // IsArea reports whether Sections[i] is a general-admission area.
@@ -54,11 +111,11 @@ func (l *Layout) AreaRange(area string) (first, n int, ok bool) {
 
 // InArea reports whether seat index idx is a general-admission place.
 func (l *Layout) InArea(idx int) bool {
-	return l.HasAreas() && idx >= l.offsets[l.firstArea] && idx < l.capacity
+	return l.HasAreas() && idx >= l.offsets[l.firstArea] && idx < l.span
 }
 
-// Capacity is the number of seats.
-func (l *Layout) Capacity() int { return l.capacity }
+// Capacity is the number of seats (holes left out).
+func (l *Layout) Capacity() int { return l.seats }
 
 // Index parses a seat id "<section>-<row>-<number>", or a place id
 // "GA-<area>-<n>", into its index.
@@ -88,7 +145,8 @@ func (l *Layout) Index(id string) (int, bool) {
 	if strconv.Itoa(row) != id[i+1:j] || strconv.Itoa(num) != id[j+1:] {
 		return 0, false
 	}
-	return l.offsets[si] + (row-1)*s.SeatsPerRow + (num - 1), true
+	idx := l.offsets[si] + (row-1)*s.SeatsPerRow + (num - 1)
+	return idx, l.Exists(idx)
 }
 
 // placeIndex parses "<area>-<n>".

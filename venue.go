@@ -15,6 +15,11 @@ const (
 	VenueVersionsMax = 10_000
 	// PositionMax bounds a map coordinate.
 	PositionMax = 1_000_000
+	// LayoutDetailsMax bounds the row counts, gaps and flagged seats of a
+	// venue, in all, so that a layout stays a small command.
+	LayoutDetailsMax = 50_000
+	// FlagsPerSectionMax bounds the flags of one section.
+	FlagsPerSectionMax = 8
 )
 
 // GAPrefix starts the id of every general-admission place: "GA-<area>-<n>",
@@ -115,7 +120,7 @@ func validateLayout(v Venue, cats map[string]bool, add func(format string, args 
 		add("venue: at most %d areas", AreasMax)
 	}
 	ids := make(map[string]bool, len(v.Sections)+len(v.Areas))
-	total := 0
+	total, details := 0, 0
 	checkPos := func(what, id string, p *Point) {
 		if p != nil && (p.X < -PositionMax || p.X > PositionMax || p.Y < -PositionMax || p.Y > PositionMax) {
 			add("%s %q: position must be within ±%d", what, id, PositionMax)
@@ -139,7 +144,18 @@ func validateLayout(v Venue, cats map[string]bool, add func(format string, args 
 			add("section %q: rows must be 1..%d and seatsPerRow 1..%d", s.ID, RowsPerSectionMax, SeatsPerRowMax)
 			continue
 		}
-		total += s.Rows * s.SeatsPerRow
+		details += len(s.RowSeats) + len(s.Gaps)
+		for _, f := range s.Flags {
+			details += len(f.Seats)
+		}
+		if details > LayoutDetailsMax {
+			add("venue: more than %d row counts, gaps and flagged seats in all", LayoutDetailsMax)
+			break
+		}
+		if !validateSeatDetails(s, add) {
+			continue
+		}
+		total += s.Seats()
 	}
 	for _, a := range v.Areas {
 		switch {
@@ -161,5 +177,94 @@ func validateLayout(v Venue, cats map[string]bool, add func(format string, args 
 	}
 	if total > SeatsPerEventMax {
 		add("venue has %d places, more than %d", total, SeatsPerEventMax)
+	}
+}
+
+// validateSeatDetails checks a section's row counts, gaps and flags: row
+// counts one per row within seatsPerRow, gaps and flagged seats naming
+// existing seats once each, at least one seat left.
+func validateSeatDetails(s Section, add func(format string, args ...any)) bool {
+	ok := true
+	if s.RowSeats != nil {
+		if len(s.RowSeats) != s.Rows {
+			add("section %q: rowSeats has %d counts for %d rows", s.ID, len(s.RowSeats), s.Rows)
+			return false
+		}
+		for i, n := range s.RowSeats {
+			if n < 1 || n > s.SeatsPerRow {
+				add("section %q: row %d has %d seats, not 1..%d (seatsPerRow)", s.ID, i+1, n, s.SeatsPerRow)
+				ok = false
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	gaps := make(map[[2]int]bool, len(s.Gaps))
+	for _, g := range s.Gaps {
+		row, num, parsed := ParseRowSeat(g)
+		switch {
+		case !parsed || !s.exists(row, num, nil):
+			add("section %q: gap %q is not a seat \"<row>-<number>\" of the section", s.ID, g)
+			ok = false
+		case gaps[[2]int{row, num}]:
+			add("section %q: gap %q given twice", s.ID, g)
+			ok = false
+		}
+		gaps[[2]int{row, num}] = true
+	}
+	if !ok {
+		return false
+	}
+	if len(s.Flags) > FlagsPerSectionMax {
+		add("section %q: at most %d flags", s.ID, FlagsPerSectionMax)
+		return false
+	}
+	names := map[string]bool{}
+	for _, f := range s.Flags {
+		if !ValidID(f.Flag) || names[f.Flag] {
+			add("section %q: flag %q is not a valid id, or given twice", s.ID, f.Flag)
+			ok = false
+		}
+		names[f.Flag] = true
+		if len(f.Seats) == 0 {
+			add("section %q: flag %q names no seat", s.ID, f.Flag)
+			ok = false
+		}
+		seen := map[string]bool{}
+		for _, seat := range f.Seats {
+			row, num, parsed := ParseRowSeat(seat)
+			if !parsed || !s.exists(row, num, gaps) || seen[seat] {
+				add("section %q: flag %q names %q, not a seat \"<row>-<number>\" of the section (or twice)", s.ID, f.Flag, seat)
+				ok = false
+				break
+			}
+			seen[seat] = true
+		}
+	}
+	if ok && s.Seats() < 1 {
+		add("section %q has no seats", s.ID)
+		ok = false
+	}
+	return ok
+}
+
+// Normalize makes empty lists nil, so that a layout has one value whether a
+// list was absent or empty (as the state machine stores it).
+func (v *Venue) Normalize() {
+	if len(v.Areas) == 0 {
+		v.Areas = nil
+	}
+	for i := range v.Sections {
+		s := &v.Sections[i]
+		if len(s.RowSeats) == 0 {
+			s.RowSeats = nil
+		}
+		if len(s.Gaps) == 0 {
+			s.Gaps = nil
+		}
+		if len(s.Flags) == 0 {
+			s.Flags = nil
+		}
 	}
 }

@@ -617,6 +617,19 @@ func (k *conformance) testVenues(t *testing.T) {
 	}
 	m := k.seatStates(t, "conf-ga", "section=PIT")
 	assert.Equal(t, map[string]string{"GA-PIT-1": "held", "GA-PIT-2": "held", "GA-PIT-3": "free"}, m)
+
+	// Rows of their own lengths, an aisle, accessible seats: the holes are
+	// no seats of an event made from the venue.
+	rowsVenue := map[string]any{"id": "conf-rows", "name": "Rows", "categories": []map[string]any{{"id": "floor"}},
+		"sections": []map[string]any{{"id": "R", "category": "floor", "rows": 2, "seatsPerRow": 4, "rowSeats": []int{3, 4}, "gaps": []string{"2-2"},
+			"flags": []map[string]any{{"flag": "accessible", "seats": []string{"1-1"}}}}}}
+	v = decode[map[string]any](t, k.must(t, step{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: rowsVenue, want: 201}))
+	assert.EqualValues(t, 6, v["capacity"])
+	k.must(t, step{method: "POST", path: "/v1/events", token: organiser("org1"), want: 201, body: map[string]any{"id": "conf-rows-ev", "name": "Rows",
+		"venueId": "conf-rows", "categories": []map[string]any{{"id": "floor", "priceCents": 100}}}})
+	m = k.seatStates(t, "conf-rows-ev", "consistency=strong")
+	assert.Equal(t, map[string]string{"R-1-1": "free", "R-1-2": "free", "R-1-3": "free", "R-2-1": "free", "R-2-3": "free", "R-2-4": "free"}, m)
+	k.do(t, step{method: "POST", path: "/v1/events/conf-rows-ev/holds", token: buyer("g3"), body: `{"seats":["R-2-2"]}`, want: 400, code: "seat_not_found"})
 }
 
 func (k *conformance) testOperations(t *testing.T) {

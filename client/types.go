@@ -25,6 +25,18 @@ type Section struct {
 	Rows        int    `json:"rows"`
 	SeatsPerRow int    `json:"seatsPerRow"`
 	Position    *Point `json:"position,omitempty"`
+	// RowSeats, if set, is the seat count of each row; Gaps are seats
+	// ("<row>-<number>") that do not exist; Flags mark seats, e.g.
+	// {Flag: "accessible", Seats: []string{"1-1"}}.
+	RowSeats []int      `json:"rowSeats,omitempty"`
+	Gaps     []string   `json:"gaps,omitempty"`
+	Flags    []SeatFlag `json:"flags,omitempty"`
+}
+
+// SeatFlag marks some seats of a section.
+type SeatFlag struct {
+	Flag  string   `json:"flag"`
+	Seats []string `json:"seats"`
 }
 
 // Point is where a section or area sits on the venue's map.

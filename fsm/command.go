@@ -536,6 +536,7 @@ func encodeEvent(w *writer, e *boxoffice.Event) {
 	if ext {
 		for _, s := range e.Venue.Sections {
 			encodePoint(w, s.Position)
+			encodeSeatDetails(w, s)
 		}
 		encodeAreas(w, e.Venue.Areas)
 		w.str(e.VenueID)
@@ -577,6 +578,7 @@ func decodeEvent(r *reader, e *boxoffice.Event) {
 	if ext {
 		for i := range e.Venue.Sections {
 			e.Venue.Sections[i].Position = decodePoint(r)
+			decodeSeatDetails(r, &e.Venue.Sections[i])
 		}
 		e.Venue.Areas = decodeAreas(r)
 		e.VenueID = r.str()
@@ -598,11 +600,47 @@ func eventHasExt(e *boxoffice.Event) bool {
 		return true
 	}
 	for _, s := range e.Venue.Sections {
-		if s.Position != nil {
+		if s.Position != nil || len(s.RowSeats) > 0 || len(s.Gaps) > 0 || len(s.Flags) > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// encodeSeatDetails writes a section's row counts, gaps and flags; an
+// absent list and an empty one are the same (nil when decoded).
+func encodeSeatDetails(w *writer, s boxoffice.Section) {
+	w.uvarint(uint64(len(s.RowSeats)))
+	for _, n := range s.RowSeats {
+		w.int(n)
+	}
+	w.strs(s.Gaps)
+	w.uvarint(uint64(len(s.Flags)))
+	for _, f := range s.Flags {
+		w.str(f.Flag)
+		w.strs(f.Seats)
+	}
+}
+
+func decodeSeatDetails(r *reader, s *boxoffice.Section) {
+	if n := r.count(boxoffice.RowsPerSectionMax, 1); n > 0 {
+		s.RowSeats = make([]int, n)
+		for i := range s.RowSeats {
+			s.RowSeats[i] = r.int()
+		}
+	}
+	if gaps := r.strs(); len(gaps) > 0 {
+		s.Gaps = gaps
+	}
+	if n := r.count(boxoffice.FlagsPerSectionMax, 2); n > 0 {
+		s.Flags = make([]boxoffice.SeatFlag, n)
+		for i := range s.Flags {
+			s.Flags[i].Flag = r.str()
+			if seats := r.strs(); len(seats) > 0 {
+				s.Flags[i].Seats = seats
+			}
+		}
+	}
 }
 
 // encodePoint writes an optional position: a presence byte, then x and y.
@@ -661,6 +699,7 @@ func encodeSections(w *writer, secs []boxoffice.Section) {
 		w.int(s.Rows)
 		w.int(s.SeatsPerRow)
 		encodePoint(w, s.Position)
+		encodeSeatDetails(w, s)
 	}
 }
 
@@ -677,6 +716,7 @@ func decodeSections(r *reader) []boxoffice.Section {
 		s.Rows = r.int()
 		s.SeatsPerRow = r.int()
 		s.Position = decodePoint(r)
+		decodeSeatDetails(r, s)
 	}
 	return secs
 }

@@ -136,7 +136,7 @@ func (m *model) apply(c Command, pos int) Result {
 			return mReject(boxoffice.CodeEventNotFound)
 		}
 		os, ns := old.ev.Venue.Sections, ev.Venue.Sections
-		if !(len(ns) >= len(os) && slices.Equal(ns[:len(os)], os)) {
+		if !(len(ns) >= len(os) && slices.EqualFunc(ns[:len(os)], os, boxoffice.Section.Equal)) {
 			inUse := len(m.seats[ev.ID]) > 0
 			for _, h := range m.holds {
 				inUse = inUse || (h.Event == ev.ID && h.State == boxoffice.HoldActive)

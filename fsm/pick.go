@@ -26,6 +26,12 @@ func (s *Store) PickBest(event, category string, quantity int, adjacent bool, sk
 		return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "event %q has no category %q", event, category)
 	}
 	l := ei.layout
+	if skip != nil {
+		inflight := skip
+		skip = func(idx int) bool { return !l.Exists(idx) || inflight(idx) }
+	} else {
+		skip = func(idx int) bool { return !l.Exists(idx) } // holes are never free
+	}
 	var picked []int
 	fallback := -1 // first run start that fits but strands a seat
 	fallbackLen := 0

@@ -268,6 +268,7 @@ func (p *eventPatch) apply(cur boxoffice.Event) (boxoffice.Event, error) {
 	}
 	if p.Venue != nil {
 		e.Venue = *p.Venue
+		e.Venue.Normalize()
 	}
 	if p.Limits != nil {
 		if p.Limits.MaxSeatsPerBuyer != nil {

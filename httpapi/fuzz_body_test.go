@@ -175,6 +175,11 @@ func FuzzVenueBody(f *testing.F) {
 		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}],"areas":[{"id":"A","category":"c","capacity":2}]}`,
 		`{"id":"v","name":"V","version":7,"owner":"x","capacity":1,"updatedAt":"2026-01-01T00:00:00Z","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}`,
 		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1,"position":{"x":1000001,"y":0}}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":2,"seatsPerRow":4,"rowSeats":[3,4],"gaps":["2-2"],"flags":[{"flag":"accessible","seats":["1-1"]}]}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":2,"seatsPerRow":4,"rowSeats":[],"gaps":[],"flags":[]}],"areas":[]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":2,"seatsPerRow":4,"rowSeats":[5,4]}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1,"gaps":["1-1"]}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":2,"flags":[{"flag":"x","seats":["1-3"]}]}]}`,
 	}, jsonSeeds...) {
 		f.Add([]byte(s))
 	}

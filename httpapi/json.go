@@ -103,6 +103,7 @@ func (j *eventJSON) toEvent() (boxoffice.Event, error) {
 		Limits:  boxoffice.Limits{MaxSeatsPerBuyer: boxoffice.DefaultSeatsPerBuyer, HoldTTLSeconds: boxoffice.DefaultHoldTTL},
 		VenueID: j.VenueID, VenueVersion: j.VenueVersion,
 	}
+	e.Venue.Normalize()
 	if j.Limits != nil {
 		if j.Limits.MaxSeatsPerBuyer != 0 {
 			e.Limits.MaxSeatsPerBuyer = j.Limits.MaxSeatsPerBuyer

@@ -59,11 +59,11 @@ func (j *venueJSON) toVenue() boxoffice.VenueChart {
 		Categories: j.Categories, Sections: j.Sections, Areas: j.Areas,
 	}
 	// One venue, one value: none and an empty list are the same.
+	l := v.Layout()
+	l.Normalize()
+	v.Sections, v.Areas = l.Sections, l.Areas
 	if len(v.Sections) == 0 {
 		v.Sections = nil
-	}
-	if len(v.Areas) == 0 {
-		v.Areas = nil
 	}
 	return v
 }
