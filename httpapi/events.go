@@ -269,6 +269,8 @@ func (p *eventPatch) apply(cur boxoffice.Event) (boxoffice.Event, error) {
 	if p.Venue != nil {
 		e.Venue = *p.Venue
 		e.Venue.Normalize()
+		// The layout is the event's own now, no longer a venue's copy.
+		e.VenueID, e.VenueVersion = "", 0
 	}
 	if p.Limits != nil {
 		if p.Limits.MaxSeatsPerBuyer != nil {
