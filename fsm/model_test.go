@@ -609,7 +609,7 @@ func propEvents() []boxoffice.Event {
 				Sections: []boxoffice.Section{{ID: "A", Category: "floor", Rows: 3, SeatsPerRow: 5}, {ID: "B", Category: "balcony", Rows: 3, SeatsPerRow: 5}},
 				Areas:    []boxoffice.Area{{ID: "PIT", Category: "pit", Capacity: 8}},
 			},
-			Limits:     boxoffice.Limits{MaxSeatsPerBuyer: 6, HoldTTLSeconds: 10},
+			Limits: boxoffice.Limits{MaxSeatsPerBuyer: 6, HoldTTLSeconds: 10},
 		},
 		{
 			ID: "e2", Name: "Two", Organiser: "org2",
