@@ -368,6 +368,8 @@ type Seat struct {
 	State    SeatState `json:"-"`
 	Hold     string    `json:"hold,omitempty"`
 	Order    string    `json:"order,omitempty"`
+	// Flags are the section's flags of the seat, e.g. "accessible".
+	Flags []string `json:"flags,omitempty"`
 }
 
 // Hold is a time-limited claim of one buyer on some seats of one event.

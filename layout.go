@@ -24,7 +24,8 @@ type Layout struct {
 	span      int    // indexes are 0..span-1
 	seats     int    // span less the holes
 	missing   []bool // missing[idx] marks a hole; nil when there is none
-	firstArea int    // Sections[firstArea:] are the areas
+	flags     map[int][]string
+	firstArea int // Sections[firstArea:] are the areas
 }
 
 // NewLayout builds the layout of a validated venue.
@@ -67,8 +68,25 @@ func NewLayout(v Venue) *Layout {
 			}
 		}
 	}
+	for i, s := range v.Sections {
+		for _, f := range s.Flags {
+			for _, seat := range f.Seats {
+				if row, num, ok := ParseRowSeat(seat); ok && row <= s.Rows && num <= s.SeatsPerRow {
+					if l.flags == nil {
+						l.flags = make(map[int][]string)
+					}
+					idx := l.offsets[i] + (row-1)*s.SeatsPerRow + num - 1
+					l.flags[idx] = append(l.flags[idx], f.Flag)
+				}
+			}
+		}
+	}
 	return l
 }
+
+// Flags returns the flags of seat index idx (nil for none). The slice is
+// shared: do not modify it.
+func (l *Layout) Flags(idx int) []string { return l.flags[idx] }
 
 // Exists reports whether index idx (in 0..Span-1) is a seat, not a hole.
 func (l *Layout) Exists(idx int) bool { return l.missing == nil || !l.missing[idx] }

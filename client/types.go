@@ -275,6 +275,8 @@ type Seat struct {
 	// Hold and Order own a held or sold seat, with SeatQuery.Owners.
 	Hold  string `json:"hold,omitempty"`
 	Order string `json:"order,omitempty"`
+	// Flags are the seat's flags, e.g. "accessible".
+	Flags []string `json:"flags,omitempty"`
 }
 
 // SeatMap is the seats of an event as of the shard's applied Raft Index.

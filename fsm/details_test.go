@@ -60,6 +60,9 @@ func TestRowSeatsGapsAndFlags(t *testing.T) {
 		ids = append(ids, st.ID)
 	}
 	assert.Equal(t, []string{"A-1-1", "A-1-2", "A-1-3", "A-1-4", "A-2-1", "A-2-2", "A-2-4", "A-2-5", "A-2-6", "GA-PIT-1", "GA-PIT-2", "GA-PIT-3"}, ids)
+	assert.Equal(t, []string{"accessible"}, seats[0].Flags, "A-1-1")
+	assert.Nil(t, seats[1].Flags, "A-1-2")
+	assert.Equal(t, []string{"accessible"}, seats[8].Flags, "A-2-6")
 
 	// Sections may not change once seats are taken; with nothing taken
 	// they may, and the areas' allocators start afresh.

@@ -88,7 +88,7 @@ type SeatFilter struct {
 func (s *Store) Seats(event string, f SeatFilter) ([]boxoffice.Seat, error) {
 	var out []boxoffice.Seat
 	_, err := s.eachSeat(event, f, true, func(l *boxoffice.Layout, idx int, sec *boxoffice.Section, t takenSeat) {
-		seat := boxoffice.Seat{ID: l.ID(idx), Category: sec.Category, State: t.state}
+		seat := boxoffice.Seat{ID: l.ID(idx), Category: sec.Category, State: t.state, Flags: l.Flags(idx)}
 		if t.state == boxoffice.SeatHeld {
 			seat.Hold = t.owner
 		} else if t.state == boxoffice.SeatSold {

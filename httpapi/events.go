@@ -435,7 +435,18 @@ func appendSeatMap(b []byte, event string, index uint64, l *boxoffice.Layout, se
 		b = appendJSONString(b, sec.Category)
 		b = append(b, `,"state":"`...)
 		b = append(b, seat.State.String()...)
-		b = append(b, `"}`...)
+		b = append(b, '"')
+		if flags := l.Flags(int(seat.Index)); len(flags) > 0 {
+			b = append(b, `,"flags":[`...)
+			for i, f := range flags {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, f)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
 	}
 	return append(b, "]}"...)
 }
