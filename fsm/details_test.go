@@ -49,6 +49,8 @@ func TestRowSeatsGapsAndFlags(t *testing.T) {
 	pick, err := s.PickBest("d1", "floor", 3, true, func(idx int) bool { return idx < 6 }) // row 1 busy
 	require.NoError(t, err)
 	assert.Equal(t, []string{"A-2-4", "A-2-5", "A-2-6"}, pick)
+	_, err = s.PickBest("d1", "ga", 1, false, nil)
+	assert.Equal(t, boxoffice.CodeInvalidArgument, boxoffice.CodeOf(err), "a standing category is held by area")
 	pick, err = s.PickBest("d1", "floor", 9, false, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"A-1-1", "A-1-2", "A-1-3", "A-1-4", "A-2-1", "A-2-2", "A-2-4", "A-2-5", "A-2-6"}, pick, "every seat, no hole, no place")

@@ -32,6 +32,13 @@ func (s *Store) PickBest(event, category string, quantity int, adjacent bool, sk
 	} else {
 		skip = func(idx int) bool { return !l.Exists(idx) } // holes are never free
 	}
+	seated := false
+	for si, sec := range l.Sections {
+		seated = seated || sec.Category == category && !l.IsArea(si)
+	}
+	if !seated && l.HasAreas() {
+		return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "category %q of event %q has general-admission places only: hold {\"area\":…,\"quantity\":n}", category, event)
+	}
 	var picked []int
 	fallback := -1 // first run start that fits but strands a seat
 	fallbackLen := 0

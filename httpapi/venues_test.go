@@ -218,6 +218,7 @@ func TestVenueBadInputChangesNothing(t *testing.T) {
 		{"a GA place named as a seat", "POST", "/v1/events/club-night/holds", buyer("b2"), `{"seats":["GA-PIT-3"]}`, 400, "invalid_argument"},
 		{"a quantity above the area's free places", "POST", "/v1/events/club-night/holds", buyer("b2"), `{"area":"PIT","quantity":2}`, 409, "seat_unavailable"},
 		{"an unknown area", "POST", "/v1/events/club-night/holds", buyer("b2"), `{"area":"BAR","quantity":1}`, 400, "invalid_argument"},
+		{"best available of a standing category", "POST", "/v1/events/club-night/holds", buyer("b2"), `{"category":"ga","quantity":1}`, 400, "invalid_argument"},
 		{"an area and a category", "POST", "/v1/events/club-night/holds", buyer("b2"), `{"area":"PIT","category":"ga","quantity":1}`, 400, "invalid_argument"},
 		{"an unpriced venue category", "POST", "/v1/events", org, map[string]any{"id": "club-2", "name": "X", "venueId": "club",
 			"categories": []map[string]any{{"id": "seat", "priceCents": 1}}}, 400, "invalid_argument"},
