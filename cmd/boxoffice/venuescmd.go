@@ -36,9 +36,12 @@ const venueFileHelp = `JSON: the body of POST /v1/venues:
 
 CSV (a header line, then one line per section or area; a section has rows
 and seats per row, an area a capacity; id, name and location are flags):
-  id,category,rows,seats_per_row,capacity[,category_name]
-  A,floor,40,50,,Floor
+  id,category,rows,seats_per_row,capacity[,category_name][,row_seats][,gaps][,accessible]
+  A,floor,3,50,,Floor,50 48 46,1-25 2-25,1-1 1-2
   PIT,ga,,,4000,Standing
+row_seats is each row's seat count, gaps the seats that do not exist (an
+aisle), accessible the seats flagged accessible ("<row>-<number>", spaces
+between).
 Categories are named, not priced: each event made from the venue prices
 them ("venueId" in boxoffice events create).`
 
@@ -135,13 +138,28 @@ func parseVenueCSV(b []byte) (client.VenueChart, error) {
 		return v, fmt.Errorf("no header line: %w", err)
 	}
 	want := []string{"id", "category", "rows", "seats_per_row", "capacity"}
-	if len(head) < len(want) || len(head) > len(want)+1 {
-		return v, fmt.Errorf("header must be %s[,category_name]", strings.Join(want, ","))
+	optional := map[string]int{"category_name": -1, "row_seats": -1, "gaps": -1, "accessible": -1}
+	if len(head) < len(want) || len(head) > len(want)+len(optional) {
+		return v, fmt.Errorf("header must be %s[,category_name][,row_seats][,gaps][,accessible]", strings.Join(want, ","))
 	}
 	for i, w := range want {
 		if strings.ToLower(strings.TrimSpace(head[i])) != w {
 			return v, fmt.Errorf("header column %d is %q, want %q", i+1, head[i], w)
 		}
+	}
+	for i := len(want); i < len(head); i++ {
+		name := strings.ToLower(strings.TrimSpace(head[i]))
+		if col, ok := optional[name]; !ok || col >= 0 {
+			return v, fmt.Errorf("header column %d is %q: want one of category_name, row_seats, gaps, accessible, once each", i+1, head[i])
+		}
+		optional[name] = i
+	}
+	// opt reads an optional column: "" when the header has none.
+	opt := func(rec []string, name string) string {
+		if i := optional[name]; i >= 0 {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
 	}
 	byID := map[string]int{}
 	for line := 2; ; line++ {
@@ -179,10 +197,7 @@ func parseVenueCSV(b []byte) (client.VenueChart, error) {
 		if err != nil {
 			return v, err
 		}
-		cat := client.VenueCategory{ID: strings.TrimSpace(rec[1])}
-		if len(rec) > 5 {
-			cat.Name = strings.TrimSpace(rec[5])
-		}
+		cat := client.VenueCategory{ID: strings.TrimSpace(rec[1]), Name: opt(rec, "category_name")}
 		if i, ok := byID[cat.ID]; ok {
 			if cat.Name != "" && v.Categories[i].Name != cat.Name {
 				return v, fmt.Errorf("line %d: category %q has another name than on an earlier line", line, cat.ID)
@@ -200,8 +215,22 @@ func parseVenueCSV(b []byte) (client.VenueChart, error) {
 			if len(v.Sections) >= boxoffice.SectionsMax {
 				return v, fmt.Errorf("line %d: more than %d sections", line, boxoffice.SectionsMax)
 			}
-			v.Sections = append(v.Sections, client.Section{ID: id, Category: cat.ID, Rows: rows, SeatsPerRow: perRow})
+			s := client.Section{ID: id, Category: cat.ID, Rows: rows, SeatsPerRow: perRow, Gaps: strings.Fields(opt(rec, "gaps"))}
+			for _, f := range strings.Fields(opt(rec, "row_seats")) {
+				n, err := strconv.Atoi(f)
+				if err != nil || n < 1 || len(s.RowSeats) >= boxoffice.RowsPerSectionMax {
+					return v, fmt.Errorf("line %d: row_seats %q is not a list of positive counts, one per row", line, opt(rec, "row_seats"))
+				}
+				s.RowSeats = append(s.RowSeats, n)
+			}
+			if acc := strings.Fields(opt(rec, "accessible")); len(acc) > 0 {
+				s.Flags = []client.SeatFlag{{Flag: "accessible", Seats: acc}}
+			}
+			v.Sections = append(v.Sections, s)
 		case rows == 0 && perRow == 0 && capacity > 0:
+			if opt(rec, "row_seats")+opt(rec, "gaps")+opt(rec, "accessible") != "" {
+				return v, fmt.Errorf("line %d: an area has no rows, gaps or seats to flag", line)
+			}
 			if len(v.Areas) >= boxoffice.AreasMax {
 				return v, fmt.Errorf("line %d: more than %d areas", line, boxoffice.AreasMax)
 			}

@@ -65,6 +65,24 @@ func TestVenuesCLI(t *testing.T) {
 	require.Equal(t, exitOK, code, out)
 	assert.Contains(t, out, "created arena-night: 130 seats")
 
+	// Rows of their own lengths, an aisle, accessible seats.
+	rowsFile := filepath.Join(dir, "rows.csv")
+	require.NoError(t, os.WriteFile(rowsFile, []byte("id,category,rows,seats_per_row,capacity,row_seats,gaps,accessible\nR,floor,3,6,,6 5 4,1-3 2-3,1-1 3-4\n"), 0o600))
+	out, code = run(t, "venues", "create", target, org, "--file", rowsFile, "--id", "rows", "--name", "Rows")
+	require.Equal(t, exitOK, code, out)
+	assert.Contains(t, out, "rows version 1: 13 places in 1 sections") // 6+5+4 less two gaps
+	out, code = run(t, "venues", "show", "rows", target, "-o", "json")
+	require.Equal(t, exitOK, code, out)
+	require.NoError(t, json.Unmarshal([]byte(out), &shown))
+	assert.Equal(t, []int{6, 5, 4}, shown.Sections[0].RowSeats)
+	assert.Equal(t, []string{"1-3", "2-3"}, shown.Sections[0].Gaps)
+	assert.Equal(t, []client.SeatFlag{{Flag: "accessible", Seats: []string{"1-1", "3-4"}}}, shown.Sections[0].Flags)
+	badRows := filepath.Join(dir, "badrows.csv")
+	require.NoError(t, os.WriteFile(badRows, []byte("id,category,rows,seats_per_row,capacity,gaps\nR,floor,1,2,,1-3\n"), 0o600))
+	out, code = run(t, "venues", "create", target, org, "--file", badRows, "--id", "badrows", "--name", "Bad")
+	assert.NotEqual(t, exitOK, code, out)
+	assert.Contains(t, out, "gap")
+
 	// Bad files and bad venues end with an error, and create nothing.
 	bad := filepath.Join(dir, "bad.csv")
 	require.NoError(t, os.WriteFile(bad, []byte("id,category,rows,seats_per_row,capacity\nA,floor,4,5,10\n"), 0o600))
