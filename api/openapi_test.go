@@ -63,6 +63,17 @@ func isWrite(method string) bool {
 	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete || method == http.MethodPut
 }
 
+// takesKey reports whether an operation accepts an Idempotency-Key: every
+// POST, PATCH and DELETE, and a PUT that is not the same when repeated (a
+// venue's PUT makes a new version each time); a PUT that is (an access
+// grant) takes none.
+func takesKey(o operation) bool {
+	if o.method == http.MethodPut {
+		return strings.HasPrefix(o.path, "/v1/venues/")
+	}
+	return isWrite(o.method)
+}
+
 // TestDocumentIsValid checks the document loads, is valid OpenAPI 3, and
 // keeps the rules every operation shares: an operationId, X-Boxoffice-Index
 // on every success of a /v1 route, Idempotency-Key on every write (recorded,
@@ -74,7 +85,7 @@ func TestDocumentIsValid(t *testing.T) {
 	for _, o := range operations(doc) {
 		assert.NotEmpty(t, o.op.OperationID, "%s: operationId", o)
 		v1 := strings.HasPrefix(o.path, "/v1/")
-		recorded := isWrite(o.method) && !strings.HasPrefix(o.path, "/v1/cluster")
+		recorded := takesKey(o) && !strings.HasPrefix(o.path, "/v1/cluster")
 		assert.Equal(t, recorded, o.op.Responses.Status(422) != nil, "%s: 422 idempotency_key_reused is documented on recorded writes, only", o)
 		hasIdem := false
 		for _, p := range o.op.Parameters {
@@ -82,7 +93,7 @@ func TestDocumentIsValid(t *testing.T) {
 				hasIdem = true
 			}
 		}
-		assert.Equal(t, isWrite(o.method), hasIdem, "%s: Idempotency-Key is accepted by writes, only", o)
+		assert.Equal(t, takesKey(o), hasIdem, "%s: Idempotency-Key is accepted by writes, only (but a PUT that is the same when repeated)", o)
 		if o.op.Security != nil && len(*o.op.Security) > 0 {
 			assert.NotNil(t, o.op.Responses.Status(401), "%s needs a token: document 401", o)
 		}
@@ -546,6 +557,7 @@ func TestServerConformsToDocument(t *testing.T) {
 	t.Run("order cancel", k.testCancel)
 	t.Run("order exchange", k.testExchange)
 	t.Run("event ledger", k.testLedger)
+	t.Run("event access", k.testAccess)
 	t.Run("idempotency", k.testIdempotency)
 	t.Run("cluster", k.testCluster)
 	t.Run("every operation exercised", k.testCoverage)
@@ -874,6 +886,43 @@ func (k *conformance) testLedger(t *testing.T) {
 		{method: "GET", path: "/v1/events/conf-ledger/seats?owners=true", want: 401, code: "unauthorized"},
 		{method: "GET", path: "/v1/events/conf-ledger/seats?owners=true", token: buyer("b1"), want: 403, code: "forbidden"},
 		{method: "GET", path: "/v1/events/conf-ledger/seats?owners=maybe", want: 400, code: "invalid_argument", invalid: true},
+	} {
+		k.do(t, s)
+	}
+}
+
+func (k *conformance) testAccess(t *testing.T) {
+	k.createEvent(t, "conf-access", 1, 1, 4, 300, 8)
+	k.must(t, step{method: "PUT", path: "/v1/events/conf-access/access/mgr", token: organiser("org1"), body: `{"level":"manage"}`, want: 200})
+	k.must(t, step{method: "PUT", path: "/v1/events/conf-access/access/door", token: organiser("mgr"), body: `{"level":"view"}`, want: 200})
+	got := decode[struct {
+		Owner  string `json:"owner"`
+		Grants []struct{ User, Level string }
+	}](t, k.must(t, step{method: "GET", path: "/v1/events/conf-access/access", token: organiser("mgr"), want: 200}))
+	assert.Equal(t, "org1", got.Owner)
+	require.Len(t, got.Grants, 2)
+	assert.Equal(t, "door", got.Grants[0].User)
+	assert.Equal(t, "manage", got.Grants[1].Level)
+	k.must(t, step{method: "DELETE", path: "/v1/events/conf-access/access/door", token: organiser("mgr"), idemKey: "rev-door", want: 204})
+	k.must(t, step{method: "DELETE", path: "/v1/events/conf-access/access/door", token: organiser("mgr"), idemKey: "rev-door", want: 204})
+	k.buy(t, "conf-access", "b1", "A-1-1")
+	rep := decode[struct {
+		Total struct{ Sold, Free int }
+	}](t, k.must(t, step{method: "GET", path: "/v1/events/conf-access/report", token: organiser("mgr"), want: 200}))
+	assert.Equal(t, 1, rep.Total.Sold)
+	assert.Equal(t, 3, rep.Total.Free)
+	csv := k.must(t, step{method: "GET", path: "/v1/events/conf-access/report?format=csv", token: organiser("org1"), want: 200})
+	assert.Contains(t, string(csv.body), "total,total,,4,3,0,1,")
+	for _, s := range []step{
+		{method: "PUT", path: "/v1/events/conf-access/access/u9", token: organiser("org1"), body: `{"level":"owner"}`, want: 400, code: "invalid_argument", invalid: true},
+		{method: "PUT", path: "/v1/events/conf-access/access/u9", token: organiser("mgr"), body: `{"level":"manage"}`, want: 403, code: "forbidden"},
+		{method: "PUT", path: "/v1/events/conf-access/access/u9", body: `{"level":"view"}`, want: 401, code: "unauthorized", invalid: true},
+		{method: "PUT", path: "/v1/events/nope/access/u9", token: admin(), body: `{"level":"view"}`, want: 404, code: "event_not_found"},
+		{method: "GET", path: "/v1/events/conf-access/access", token: buyer("door"), want: 403, code: "forbidden"},
+		{method: "DELETE", path: "/v1/events/conf-access/access/mgr", token: organiser("org2"), want: 403, code: "forbidden"},
+		{method: "DELETE", path: "/v1/events/conf-access/access/mgr", token: organiser("mgr"), idemKey: "rev-door", want: 422, code: "idempotency_key_reused"},
+		{method: "GET", path: "/v1/events/conf-access/report?format=pdf", token: organiser("org1"), want: 400, code: "invalid_argument", invalid: true},
+		{method: "GET", path: "/v1/events/conf-access/report", token: buyer("b1"), want: 403, code: "forbidden"},
 	} {
 		k.do(t, s)
 	}

@@ -83,8 +83,22 @@ type Config struct {
 	// write timeout (10s by default), so that a slow write ends as the
 	// server's 504 rather than as a cut connection.
 	Timeout time.Duration
-	// DialTimeout bounds opening a connection to a node that does not answer.
+	// DialTimeout bounds opening a connection to a node that does not
+	// answer. The default (500 ms) is a LAN's: a dial there takes well
+	// under a millisecond, and one to a node cut off from the network
+	// would otherwise spend most of a buyer's patience before the call
+	// moves on. Raise it for a client across a WAN.
 	DialTimeout time.Duration
+	// WriteFailoverAfter is how long a write waits for a node's answer
+	// (its headers) before it moves on to the next node, while the call
+	// has nodes left to try; 0 (or at least Timeout) waits Timeout. A node that has not answered
+	// a write in this time is frozen (paused, swapping) or cut off from
+	// the client but still accepts connections, and a buyer is better
+	// served by another node at once than by that one after Timeout. The
+	// write's Idempotency-Key makes the second try safe even if the first
+	// node applies it after all. Reads are not moved: a large seat map may
+	// take long to build, and moving it would only double its cost.
+	WriteFailoverAfter time.Duration
 	// MaxAttempts bounds the tries of one call, the first included.
 	MaxAttempts int
 	// BackoffMin is the wait after the first failed try; each further
@@ -112,7 +126,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Timeout:             15 * time.Second,
-		DialTimeout:         2 * time.Second,
+		DialTimeout:         500 * time.Millisecond,
+		WriteFailoverAfter:  time.Second,
 		MaxAttempts:         8,
 		BackoffMin:          25 * time.Millisecond,
 		BackoffMax:          time.Second,
@@ -150,6 +165,9 @@ func (c Config) Validate() error {
 	}
 	if c.DialTimeout <= 0 || c.DialTimeout > c.Timeout {
 		add("DialTimeout %v out of range (0, Timeout]", c.DialTimeout)
+	}
+	if c.WriteFailoverAfter < 0 || c.WriteFailoverAfter > TimeoutMax {
+		add("WriteFailoverAfter %v out of range [0, %v]", c.WriteFailoverAfter, TimeoutMax)
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > AttemptsMax {
 		add("MaxAttempts %d out of range 1..%d", c.MaxAttempts, AttemptsMax)
@@ -252,7 +270,7 @@ func (c *Client) discoverNodes() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
-		r := c.try(ctx, node, http.MethodGet, "/healthz", nil, "", nil)
+		r := c.try(ctx, node, http.MethodGet, "/healthz", nil, "", nil, 0)
 		cancel()
 		c.route.learn(i, "/healthz", r.node, "", "")
 	}
@@ -395,7 +413,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (int,
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		r := c.try(ctx, c.nodes[i], method, path, body, key, out)
+		var failover time.Duration
+		if method != http.MethodGet && attempt < n {
+			failover = c.cfg.WriteFailoverAfter
+		}
+		r := c.try(ctx, c.nodes[i], method, path, body, key, out, failover)
 		c.route.learn(i, path, r.node, r.shard, r.leader)
 		if r.err == nil {
 			return r.status, nil
@@ -467,10 +489,21 @@ type result struct {
 	node, shard, leader string
 }
 
-// try sends the call once to node.
-func (c *Client) try(ctx context.Context, node, method, path string, body []byte, key string, out any) result {
-	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+// errNoAnswerYet ends a try that had no answer within its failover time.
+var errNoAnswerYet = errors.New("no answer yet")
+
+// try sends the call once to node. If failover > 0 and no answer has begun
+// to arrive by then, the try ends as one that got no answer.
+func (c *Client) try(ctx context.Context, node, method, path string, body []byte, key string, out any, failover time.Duration) result {
+	tctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	actx, abandon := context.WithCancelCause(tctx)
+	defer abandon(nil)
+	var timer *time.Timer
+	if failover > 0 {
+		timer = time.AfterFunc(failover, func() { abandon(errNoAnswerYet) })
+		defer timer.Stop()
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -494,7 +527,16 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 	if err != nil {
 		// No answer: refused, reset, or this try's timeout. The call's own
 		// context being done is not retried (checked by the caller).
+		if errors.Is(context.Cause(actx), errNoAnswerYet) {
+			return result{err: fmt.Errorf("%w after %v: %w", errNoAnswerYet, failover, err), retry: true, connErr: true}
+		}
 		return result{err: err, retry: true, connErr: true}
+	}
+	if timer != nil {
+		// The answer has begun: let it finish within Timeout. (Should the
+		// timer have fired just now, reading the body fails and the call
+		// moves on, as it would have a moment earlier.)
+		timer.Stop()
 	}
 	defer resp.Body.Close()
 	r := result{status: resp.StatusCode, node: resp.Header.Get(headerNode), shard: resp.Header.Get(headerShard), leader: resp.Header.Get(headerLeader)}
@@ -508,6 +550,10 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 		return r
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if raw, ok := out.(*rawBody); ok {
+			*raw = b
+			return r
+		}
 		if out != nil && resp.StatusCode != http.StatusNoContent {
 			if err := json.Unmarshal(b, out); err != nil {
 				r.err = fmt.Errorf("decode %d answer: %w", resp.StatusCode, err)

@@ -435,6 +435,63 @@ func TestPerTryTimeoutMovesToTheNextNode(t *testing.T) {
 	assert.Equal(t, 1, good.count())
 }
 
+// A node that accepts a write but never answers it (paused, or cut off
+// after the connection was made) holds the write only WriteFailoverAfter,
+// not Timeout: the write moves on with the same Idempotency-Key. The last
+// node left is waited for as long as Timeout allows, and reads are not
+// moved.
+func TestWriteMovesOnFromAFrozenNode(t *testing.T) {
+	release := make(chan struct{})
+	frozen := func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}
+	hang := newFake(t, frozen)
+	t.Cleanup(func() { close(release) })
+	good := newFake(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		if r.Method == http.MethodGet {
+			eventHandler(w, r, nil)
+			return
+		}
+		writeJSON(w, 201, holdAnswer)
+	})
+	c, _ := newTestClient(t, func(cfg *Config) {
+		// Timeout is far beyond the test's deadline: only the failover
+		// can end the first try in time.
+		cfg.WriteFailoverAfter = 50 * time.Millisecond
+	}, hang.URL(), good.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, err := c.Hold(ctx, "e1", HoldRequest{Seats: []string{"A-1-1"}})
+	require.NoError(t, err)
+	require.Equal(t, 1, hang.count())
+	require.Equal(t, 1, good.count())
+	key := hang.requests()[0].Header.Get("Idempotency-Key")
+	require.NotEmpty(t, key)
+	assert.Equal(t, key, good.requests()[0].Header.Get("Idempotency-Key"), "the second try is the same write")
+
+	// The only node left is not abandoned early: the call ends with the
+	// caller's deadline, after one try.
+	solo, _ := newTestClient(t, func(cfg *Config) { cfg.WriteFailoverAfter = 50 * time.Millisecond }, hang.URL())
+	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer scancel()
+	_, err = solo.Hold(sctx, "e1", HoldRequest{Seats: []string{"A-1-1"}})
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, 2, hang.count(), "one try: nothing to move to")
+
+	// A read is not moved either: it waits for its answer.
+	reader, _ := newTestClient(t, func(cfg *Config) { cfg.WriteFailoverAfter = 50 * time.Millisecond }, hang.URL(), good.URL())
+	rctx, rcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer rcancel()
+	_, err = reader.GetEvent(rctx, "e1")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, 3, hang.count())
+	assert.Equal(t, 1, good.count(), "the read never reached the second node")
+}
+
 func TestProblemsBecomeTypedErrors(t *testing.T) {
 	for _, tc := range []struct {
 		status int

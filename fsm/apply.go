@@ -26,8 +26,12 @@ type applier struct {
 	index   uint64 // entry being applied
 	pos     int    // command position in the entry
 	events  map[string]*eventInfo
-	pending map[string]cachedValue // this batch's writes of cacheable keys
-	changes []SeatChange           // this batch's seat writes, for the feed
+	pending map[string]cachedValue     // this batch's writes of cacheable keys
+	changes []SeatChange               // this batch's seat writes, for the feed
+	counts  map[countKey]*sectionCount // this batch's changes to report counters (report.go)
+	minutes map[countKey]*sectionCount // this batch's sales, by minute
+	prices  map[string][]catPrice      // orders' unit prices read or written in this batch
+	seatEI  *eventInfo                 // the event of the last seat counted
 }
 
 func (a *applier) applyEntry(e Entry) ([]Result, error) {
@@ -97,6 +101,10 @@ func (a *applier) apply(c Command) (Result, error) {
 		return a.refundDone(c)
 	case *VerifyDone:
 		return Result{}, a.del(key(tagVerify, c.Order))
+	case *SetGrant:
+		return a.setGrant(c)
+	case *Authorized:
+		return a.authorized(c)
 	}
 	return Result{}, fmt.Errorf("no handler for command type %d", c.Type())
 }
@@ -153,27 +161,47 @@ func (a *applier) get(k []byte) ([]byte, bool, error) {
 // set and del write through the batch; every write of the applier goes
 // through them, so that pending mirrors the batch for cacheable keys.
 func (a *applier) set(k, v []byte) error {
-	if cacheableKey(k) {
-		a.pending[string(k)] = cachedValue{v: v, ok: true}
-	}
 	if k[0] == tagSeat {
 		state, expiresAtMs, err := decodeSeatState(v)
 		if err != nil {
 			return fmt.Errorf("seat value written: %w", err)
 		}
+		if err := a.seatCounted(k, v); err != nil {
+			return err
+		}
 		a.seatChanged(k, state, expiresAtMs)
+	}
+	if cacheableKey(k) {
+		a.pending[string(k)] = cachedValue{v: v, ok: true}
 	}
 	return a.b.Set(k, v, nil)
 }
 
 func (a *applier) del(k []byte) error {
+	if k[0] == tagSeat {
+		if err := a.seatCounted(k, nil); err != nil {
+			return err
+		}
+		a.seatChanged(k, boxoffice.SeatFree, 0)
+	}
 	if cacheableKey(k) {
 		a.pending[string(k)] = cachedValue{}
 	}
-	if k[0] == tagSeat {
-		a.seatChanged(k, boxoffice.SeatFree, 0)
-	}
 	return a.b.Delete(k, nil)
+}
+
+// seatCounted adds a seat write to the report's counters: it reads the
+// seat's record before the write (from this batch, the cache, or Pebble;
+// the command has mostly just read it).
+func (a *applier) seatCounted(k, next []byte) error {
+	prev, ok, err := a.get(k)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		prev = nil
+	}
+	return a.countSeat(k, prev, next)
 }
 
 // seatChanged records a seat write for the change feed. Every seat write
@@ -229,6 +257,7 @@ func (a *applier) putEvent(ev *boxoffice.Event) error {
 		a.events = make(map[string]*eventInfo)
 	}
 	a.events[ev.ID] = newEventInfo(ev)
+	a.seatEI = nil
 	return a.set(key(tagEvent, ev.ID), encodeEventValue(ev))
 }
 
@@ -629,6 +658,10 @@ func (a *applier) purchase(c *Purchase) (Result, error) {
 		CreatedAtMs: a.nowMs,
 		State:       boxoffice.OrderPaid,
 	}
+	// Before the seats are sold: their sale counts at these prices.
+	if err := a.putOrderPrices(ei, o); err != nil {
+		return Result{}, err
+	}
 	sold := encodeSeat(seatRec{state: boxoffice.SeatSold, owner: o.ID})
 	for _, id := range h.Seats {
 		n, ok := ei.layout.Index(id)
@@ -658,6 +691,7 @@ func (a *applier) purchase(c *Purchase) (Result, error) {
 	if err := a.endHold(h, boxoffice.HoldPurchased); err != nil {
 		return Result{}, err
 	}
+	a.countSale(o)
 	if err := a.set(key(tagOrder, o.ID), encodeOrder(o)); err != nil {
 		return Result{}, err
 	}

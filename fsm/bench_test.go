@@ -191,6 +191,52 @@ func BenchmarkDecodeHold(b *testing.B) {
 // BenchmarkSeats100k: the whole seat map of a 100,000-seat event of which
 // 10,000 seats are taken (held, and some of those holds bought).
 func BenchmarkSeats100k(b *testing.B) {
+	s := seats100k(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		seats, err := s.Seats("ev0", SeatFilter{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(seats) != benchCapacity {
+			b.Fatalf("%d seats", len(seats))
+		}
+	}
+}
+
+// BenchmarkReport100k: the sales report of that event, from its counters,
+// against BenchmarkCounts100k, the per-category counts by a scan of its
+// taken seats.
+func BenchmarkReport100k(b *testing.B) {
+	s := seats100k(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		rep, err := s.Report("ev0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Total.Held+rep.Total.Sold != 10_000 {
+			b.Fatalf("%+v", rep.Total)
+		}
+	}
+}
+
+func BenchmarkCounts100k(b *testing.B) {
+	s := seats100k(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.Counts("ev0"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// seats100k is a store with a 100,000-seat event of which 10,000 seats are
+// held, a quarter of those bought.
+func seats100k(b *testing.B) *Store {
 	const taken = 10_000
 	holds, _ := benchHolds(taken / 2)
 	s, index := benchStore(b, 1)
@@ -217,16 +263,5 @@ func BenchmarkSeats100k(b *testing.B) {
 	if held+sold != taken || sold != taken/4 {
 		b.Fatalf("setup: %d held, %d sold", held, sold)
 	}
-
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		seats, err := s.Seats("ev0", SeatFilter{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(seats) != benchCapacity {
-			b.Fatalf("%d seats", len(seats))
-		}
-	}
+	return s
 }

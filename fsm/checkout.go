@@ -60,6 +60,11 @@ func (a *applier) checkoutBegin(c *CheckoutBegin) (Result, error) {
 			return Result{}, err
 		}
 	}
+	// The prices the amount was computed from: the seats' sale counts at
+	// these, whenever the charge completes.
+	if err := a.putOrderPrices(ei, o); err != nil {
+		return Result{}, err
+	}
 	// Out of the expiry index: the sweep ends active holds only. The buyer's
 	// record counts the seats until the lease ends.
 	if err := a.del(expiryKey(h.ExpiresAtMs, h.ID)); err != nil {
@@ -179,6 +184,7 @@ func (a *applier) checkoutComplete(c *CheckoutComplete) (Result, error) {
 	}
 	o.State = boxoffice.OrderPaid
 	o.PaymentRef = c.ChargeRef
+	a.countSale(o)
 	if err := a.putOrder(o); err != nil {
 		return Result{}, err
 	}

@@ -51,6 +51,9 @@ const (
 	TypeFail        Type = 15
 	TypeRefundDone  Type = 16
 	TypeVerifyDone  Type = 17
+	// 18..21 are another branch's.
+	TypeSetGrant   Type = 22
+	TypeAuthorized Type = 23
 )
 
 // Command is one state change. Each concrete type below is one command.
@@ -355,7 +358,7 @@ func (c *Exchange) decode(r *reader) {
 func idempotentOK(t Type) bool {
 	switch t {
 	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
-		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeHoldArea, TypePutVenue:
+		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeAuthorized, TypeSetGrant, TypeHoldArea, TypePutVenue:
 		return true
 	}
 	return false
@@ -421,6 +424,10 @@ func newCommand(t Type) Command {
 		return &RefundDone{}
 	case TypeVerifyDone:
 		return &VerifyDone{}
+	case TypeSetGrant:
+		return &SetGrant{}
+	case TypeAuthorized:
+		return &Authorized{}
 	case TypePutVenue:
 		return &PutVenue{}
 	case TypeHoldArea:

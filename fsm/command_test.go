@@ -48,6 +48,11 @@ func sampleCommands() []Command {
 		&RefundDone{Order: "o_0.2.0", RefundRef: "re_1"},
 		&Idempotent{Subject: "u1", Key: "k-1", Hash: bytes.Repeat([]byte{7}, IdempotencyHashLen),
 			Command: &Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1"}, TTLSeconds: 0}},
+		&SetGrant{Event: "e1", Actor: "org1", User: "u2", Level: boxoffice.AccessView},
+		&SetGrant{Event: "e1", Actor: "admin", Admin: true, User: "u2", Level: boxoffice.AccessNone},
+		&Authorized{Event: "e1", Actor: "u2", Need: boxoffice.AccessManage, Command: &CancelOrder{Order: "o_0.2.0"}},
+		&Idempotent{Subject: "u2", Key: "k-2", Hash: bytes.Repeat([]byte{8}, IdempotencyHashLen),
+			Command: &Authorized{Event: "e1", Actor: "u2", Admin: true, Need: boxoffice.AccessOwner, Command: &UpdateEvent{Event: ev}}},
 		&CreateEvent{Event: gaEv},
 		&UpdateEvent{Event: gaEv, Base: []byte{1, 2}},
 		&PutVenue{Venue: boxoffice.VenueChart{ID: "arena", Version: 0, Name: "Arena", Location: "Berlin", Owner: "org1",
@@ -77,6 +82,9 @@ func TestCommandRoundTrip(t *testing.T) {
 		types[c.Type()] = true
 	}
 	for ty := TypeCreateEvent; ty <= TypeVerifyDone; ty++ {
+		require.True(t, types[ty], "no sample of type %d", ty)
+	}
+	for _, ty := range []Type{TypeSetGrant, TypeAuthorized} {
 		require.True(t, types[ty], "no sample of type %d", ty)
 	}
 }

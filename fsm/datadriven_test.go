@@ -38,6 +38,7 @@ import (
 //	exchange order=ID [buyer=B] release=A-1-1,.. take=B-1-1,..
 //	expire [max=N]
 //	put-node id=n1 raft=.. http=..
+//	grant event=e1 actor=org1 user=u2 level=view|manage|none [admin=true]
 //	remove-node id=n1
 //	noop                      an entry without data (it only advances the index)
 //	batch                     the input lines, one command each, as ONE entry
@@ -49,11 +50,18 @@ import (
 // same request. idem=K1:L1,K2:L2 nests the wrappers, outermost first (which
 // the decoder must refuse). A replayed result is marked "(replayed)".
 //
+// update-event and cancel take as=ACTOR:NEED[:EVENT] (NEED view, manage or
+// owner; EVENT defaults to the update's id), which wraps the command in an
+// Authorized on behalf of ACTOR (as=admin:.. marks the actor an admin);
+// the idem wrapper, if any, goes around that.
+//
 // Other commands:
 //
 //	tick now=MS               stamp of the following entries
 //	seats event=e1 [section=A] [category=floor] [state=free|held|sold]
 //	counts event=e1
+//	grants event=e1   access event=e1 user=u2
+//	report event=e1           the sales report: lines, then minutes with sales
 //	hold-get id=..   order-get id=..   holds-of buyer=..   orders-of buyer=..
 //	events [after=..] [limit=N]   nodes   meta   dump   reopen
 //	venue id=v1 [version=N]   venues [after=..] [limit=N]
@@ -148,6 +156,55 @@ func (e *ddEnv) run(t *testing.T, d *datadriven.TestData) string {
 			out = append(out, fmt.Sprintf("%s capacity=%d free=%d held=%d sold=%d", c.Category, c.Capacity, c.Free, c.Held, c.Sold))
 		}
 		return strings.Join(out, "\n")
+	case "grants":
+		var ev string
+		d.ScanArgs(t, "event", &ev)
+		gs, err := e.s.Grants(ev)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		if len(gs) == 0 {
+			return "(none)"
+		}
+		var out []string
+		for _, g := range gs {
+			out = append(out, fmt.Sprintf("%s %s", g.User, g.Level))
+		}
+		return strings.Join(out, "\n")
+	case "report":
+		var ev string
+		d.ScanArgs(t, "event", &ev)
+		rep, err := e.s.Report(ev)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		var out []string
+		line := func(kind string, l boxoffice.ReportLine) {
+			out = append(out, fmt.Sprintf("%s %s capacity=%d free=%d held=%d sold=%d revenue=%d", kind, l.ID, l.Capacity, l.Free, l.Held, l.Sold, l.RevenueCents))
+		}
+		for _, l := range rep.Categories {
+			line("category", l)
+		}
+		for _, l := range rep.Sections {
+			line("section", l)
+		}
+		line("total", rep.Total)
+		for _, m := range rep.Minutes {
+			if m.Seats > 0 {
+				out = append(out, fmt.Sprintf("minute %d seats=%d revenue=%d", m.MinuteMs/60_000, m.Seats, m.RevenueCents))
+			}
+		}
+		out = append(out, fmt.Sprintf("minutes=%d", len(rep.Minutes)))
+		return strings.Join(out, "\n")
+	case "access":
+		var ev, user string
+		d.ScanArgs(t, "event", &ev)
+		d.ScanArgs(t, "user", &user)
+		l, err := e.s.Access(ev, user, user == "admin")
+		if err != nil {
+			return "error " + err.Error()
+		}
+		return l.String()
 	case "hold-get":
 		var id string
 		d.ScanArgs(t, "id", &id)
@@ -313,14 +370,15 @@ func parseCommand(name string, args []datadriven.CmdArg) (Command, error) {
 	}
 	known := map[string][]string{
 		"create-event": {"id", "name", "sections", "areas", "categories", "max-per-buyer", "ttl", "organiser"},
-		"update-event": {"id", "name", "sections", "areas", "categories", "max-per-buyer", "ttl", "organiser"},
+		"update-event": {"id", "name", "sections", "areas", "categories", "max-per-buyer", "ttl", "organiser", "as"},
 		"hold":         {"event", "buyer", "seats", "ttl"},
 		"hold-area":    {"event", "buyer", "area", "quantity", "ttl"},
 		"put-venue":    {"id", "owner", "sections", "areas", "categories", "create", "admin"},
 		"release":      {"hold", "buyer", "seats"},
 		"purchase":     {"hold", "buyer", "ref"},
 		"extend":       {"hold", "buyer", "ttl"},
-		"cancel":       {"order", "buyer"},
+		"cancel":       {"order", "buyer", "as"},
+		"grant":        {"event", "actor", "user", "level", "admin"},
 		"exchange":     {"order", "buyer", "release", "take"},
 		"expire":       {"max"},
 		"put-node":     {"id", "raft", "http"},
@@ -338,6 +396,9 @@ func parseCommand(name string, args []datadriven.CmdArg) (Command, error) {
 		}
 	}
 	c, err := parseBareCommand(name, vals)
+	if err == nil && vals["as"] != "" {
+		c, err = wrapAuthorized(c, vals)
+	}
 	if err != nil || vals["idem"] == "" {
 		return c, err
 	}
@@ -463,8 +524,31 @@ func parseBareCommand(name string, vals map[string]string) (Command, error) {
 		return &PutNode{Node: boxoffice.Node{ID: vals["id"], RaftAddr: vals["raft"], HTTPAddr: vals["http"]}}, nil
 	case "remove-node":
 		return &RemoveNode{ID: vals["id"]}, nil
+	case "grant":
+		level, ok := boxoffice.ParseGrantLevel(vals["level"])
+		if !ok && vals["level"] != "none" {
+			level = boxoffice.AccessLevel(99) // the decoder refuses it: the entry halts
+		}
+		return &SetGrant{Event: vals["event"], Actor: vals["actor"], Admin: vals["admin"] == "true", User: vals["user"], Level: level}, nil
 	}
 	panic("unreachable")
+}
+
+// wrapAuthorized wraps c as as=ACTOR:NEED[:EVENT] says.
+func wrapAuthorized(c Command, vals map[string]string) (Command, error) {
+	parts := strings.Split(vals["as"], ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, fmt.Errorf("as=%q: want ACTOR:NEED[:EVENT]", vals["as"])
+	}
+	need := map[string]boxoffice.AccessLevel{"view": boxoffice.AccessView, "manage": boxoffice.AccessManage, "owner": boxoffice.AccessOwner}[parts[1]]
+	if need == boxoffice.AccessNone {
+		return nil, fmt.Errorf("as=%q: unknown level %q", vals["as"], parts[1])
+	}
+	ev := vals["id"]
+	if len(parts) == 3 {
+		ev = parts[2]
+	}
+	return &Authorized{Event: ev, Actor: parts[0], Admin: parts[0] == "admin", Need: need, Command: c}, nil
 }
 
 func indent(s string) string { return "   " + strings.ReplaceAll(s, "\n", "\n   ") }

@@ -140,3 +140,36 @@ func TestFeedResetsOnRestore(t *testing.T) {
 	assert.False(t, dst.Feed().Since(2, "e1", 100).Reset)
 	assert.Equal(t, uint64(2), dst.Feed().Head())
 }
+
+// SweepDue tells the leader whether an Expire would change anything: it is
+// due exactly when a hold's expiry has passed or an idempotency record has
+// outlived its TTL, and not after the sweep that ends them.
+func TestSweepDue(t *testing.T) {
+	s := newMemStore(t)
+	ev := testEvent(t, "e1", "A:floor:1x10", "floor:100", 10, 60)
+	applyOne(t, s, 1, 1000, &CreateEvent{Event: ev})
+	due := func(nowMs int64) bool {
+		t.Helper()
+		d, err := s.SweepDue(nowMs)
+		require.NoError(t, err)
+		return d
+	}
+	assert.False(t, due(1000), "nothing held")
+
+	hash := bytes.Repeat([]byte{1}, IdempotencyHashLen)
+	rs := applyOne(t, s, 2, 2000, &Idempotent{Subject: "u1", Key: "k1", Hash: hash,
+		Command: &Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1"}}})
+	require.NoError(t, rs[0].Err)
+	assert.False(t, due(61_999), "the hold expires at 62,000")
+	assert.True(t, due(62_000))
+
+	rs = applyOne(t, s, 3, 62_000, &Expire{Max: ExpireMax})
+	require.Equal(t, 1, rs[0].Expired)
+	assert.False(t, due(62_000), "swept")
+
+	ttlEnd := int64(2000 + boxoffice.IdempotencyTTLMs)
+	assert.False(t, due(ttlEnd-1), "the key's record lives a TTL")
+	assert.True(t, due(ttlEnd))
+	applyOne(t, s, 4, ttlEnd, &Expire{Max: ExpireMax})
+	assert.False(t, due(ttlEnd), "forgotten")
+}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
@@ -283,6 +284,9 @@ func fmtResult(c Command, r Result) string {
 	if r.Hold != nil {
 		lines = append(lines, fmtHold(r.Hold))
 	}
+	if r.Grant != nil {
+		lines = append(lines, fmt.Sprintf("grant user=%s level=%s", r.Grant.User, r.Grant.Level))
+	}
 	if len(lines) == 0 {
 		lines = append(lines, "ok (empty result)")
 	}
@@ -456,6 +460,40 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 			return "", fmt.Errorf("bad idempotency age key")
 		}
 		return fmt.Sprintf("idem-age %d %s/%q", binary.BigEndian.Uint64(k[1:9]), subject, ikey), nil
+	case tagGrant:
+		ps := parts()
+		l, err := decodeGrant(v)
+		if err != nil || len(ps) != 2 {
+			return "", fmt.Errorf("bad grant record: %v", err)
+		}
+		return fmt.Sprintf("grant %s/%s %s", ps[0], ps[1], l), nil
+	case tagReport:
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || len(k) < i+2 {
+			return "", fmt.Errorf("bad report key")
+		}
+		event, rest := string(k[1:i]), k[i+2:]
+		if k[i+1] == reportPrices {
+			ps, err := decodePrices(v)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("prices %s/%s %v", event, rest, ps), nil
+		}
+		c, err := decodeCount(v)
+		if err != nil {
+			return "", err
+		}
+		switch k[i+1] {
+		case reportSection:
+			return fmt.Sprintf("count %s/%s held=%d sold=%d revenue=%d", event, rest, c.held, c.sold, c.revenueCents), nil
+		case reportMinute:
+			if len(rest) != 8 {
+				return "", fmt.Errorf("bad minute key")
+			}
+			return fmt.Sprintf("sales %s minute=%d seats=%d revenue=%d", event, binary.BigEndian.Uint64(rest), c.sold, c.revenueCents), nil
+		}
+		return "", fmt.Errorf("bad report key kind %q", k[i+1])
 	case tagVenue, tagVenueVersion:
 		v, err := decodeVenueValue(v)
 		if err != nil {
@@ -500,18 +538,20 @@ func checkInvariants(t testing.TB, s *Store) {
 	seats := map[seatKeyT]seatRec{}
 	holds := map[string]*boxoffice.Hold{}
 	orders := map[string]*boxoffice.Order{}
-	buyerHolds := map[string]buyerHold{} // event/buyer/hold
-	buyerSold := map[string]int{}        // event/buyer
-	expiry := map[string]int64{}         // hold -> expiresAt
-	holdsBy := map[string]bool{}         // buyer/hold
-	ordersBy := map[string]bool{}        // buyer/order
-	checkouts := map[string]bool{}       // order: checkout in flight
-	refunds := map[string]bool{}         // order: refund due
-	watched := map[string]bool{}         // order: failed, watched for a late charge
-	idems := map[string]*idemRecord{}    // subject NUL key
-	idemAges := map[string][]int64{}     // subject NUL key -> createdAtMs of its age entries
-	areas := map[string]areaRec{}        // event NUL area
-	areaFree := map[string][]int{}       // event NUL area -> free list, in position order
+	buyerHolds := map[string]buyerHold{}  // event/buyer/hold
+	buyerSold := map[string]int{}         // event/buyer
+	expiry := map[string]int64{}          // hold -> expiresAt
+	holdsBy := map[string]bool{}          // buyer/hold
+	ordersBy := map[string]bool{}         // buyer/order
+	checkouts := map[string]bool{}        // order: checkout in flight
+	refunds := map[string]bool{}          // order: refund due
+	watched := map[string]bool{}          // order: failed, watched for a late charge
+	idems := map[string]*idemRecord{}     // subject NUL key
+	idemAges := map[string][]int64{}      // subject NUL key -> createdAtMs of its age entries
+	counters := map[string]sectionCount{} // event/section -> report counter
+	prices := map[string][]catPrice{}     // order -> its unit prices
+	areas := map[string]areaRec{}         // event NUL area
+	areaFree := map[string][]int{}        // event NUL area -> free list, in position order
 	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
 		var err error
 		switch k[0] {
@@ -560,6 +600,21 @@ func checkInvariants(t testing.TB, s *Store) {
 			if rec, err = decodeIdem(v); err == nil {
 				idems[string(k[1:])] = rec
 			}
+		case tagReport:
+			i := bytes.IndexByte(k, 0)
+			require.True(t, i > 0 && len(k) > i+1, "report key %q", k)
+			switch k[i+1] {
+			case reportSection:
+				var c sectionCount
+				if c, err = decodeCount(v); err == nil {
+					counters[string(k[1:i])+"/"+string(k[i+2:])] = c
+				}
+			case reportPrices:
+				var ps []catPrice
+				if ps, err = decodePrices(v); err == nil {
+					prices[string(k[i+2:])] = ps
+				}
+			}
 		case tagArea:
 			var rec areaRec
 			if rec, err = decodeAreaRec(v); err == nil {
@@ -583,6 +638,31 @@ func checkInvariants(t testing.TB, s *Store) {
 	})
 	require.NoError(t, err)
 	now := s.NowMs()
+
+	// The report's counters count exactly the seat records of each section
+	// (held ones whatever their expiry).
+	scanned := map[string]sectionCount{}
+	for sk, rec := range seats {
+		l, err := s.Layout(sk.event)
+		require.NoError(t, err)
+		sec, _, _ := l.Section(sk.idx)
+		c := scanned[sk.event+"/"+sec.ID]
+		if rec.state == boxoffice.SeatSold {
+			c.sold++
+			i := slices.IndexFunc(prices[rec.owner], func(p catPrice) bool { return p.category == sec.Category })
+			require.GreaterOrEqual(t, i, 0, "sold seat %s/%s: order %s has no price of %s", sk.event, l.ID(sk.idx), rec.owner, sec.Category)
+			c.revenueCents += prices[rec.owner][i].priceCents
+		} else {
+			c.held++
+		}
+		scanned[sk.event+"/"+sec.ID] = c
+	}
+	for k, c := range counters {
+		require.Equal(t, scanned[k], c, "report counter of %s against the seats", k)
+	}
+	for k, c := range scanned {
+		require.Equal(t, c, counters[k], "seats of %s against the report counter", k)
+	}
 
 	layout := func(event string) *boxoffice.Layout {
 		l, err := s.Layout(event)

@@ -21,6 +21,8 @@ import "encoding/binary"
 //	v <order>                          → failed checkout watched for a late charge: until (ms)
 //	i <subject> 0 <idempotency key>    → request hash, createdAtMs, stored result
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
+//	P <event> 0 <user>                 → access grant: level (see access.go)
+//	R <event> 0 <kind> <id>            → report counters (see report.go)
 //	V <venue>, W <venue> 0 <version u32 BE> → reusable venue: newest, every version (venues.go)
 //	g <event> 0 <area>, G <event> 0 <area> 0 <pos u32 BE> → a general-admission area's allocator (venues.go)
 const (
@@ -39,6 +41,8 @@ const (
 	tagRefund     = 'r'
 	tagVerify     = 'v'
 	tagIdemAge    = 'I'
+	tagGrant      = 'P'
+	tagReport     = 'R'
 	keyAppliedStr = "mapplied"
 )
 

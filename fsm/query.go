@@ -452,3 +452,25 @@ func (s *Store) ActiveHolds(limit int) (int, error) {
 	})
 	return n, err
 }
+
+// SweepDue reports whether an Expire stamped at nowMs would change
+// anything: a hold whose expiry has passed, or an idempotency record past
+// its TTL. The leader asks before proposing a sweep, so that an idle shard
+// costs no log entry (and no fsync on every replica) each interval.
+func (s *Store) SweepDue(nowMs int64) (bool, error) {
+	due := false
+	found := func(_, _ []byte) (bool, error) {
+		due = true
+		return false, nil
+	}
+	if err := s.scan([]byte{tagExpiry}, expiryKey(nowMs+1, ""), found); err != nil || due {
+		return due, err
+	}
+	cutoff := nowMs - boxoffice.IdempotencyTTLMs
+	if cutoff < 0 {
+		return false, nil
+	}
+	upper := binary.BigEndian.AppendUint64([]byte{tagIdemAge}, uint64(cutoff)+1)
+	err := s.scan([]byte{tagIdemAge}, upper, found)
+	return due, err
+}

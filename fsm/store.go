@@ -221,6 +221,7 @@ type Result struct {
 	Order   *boxoffice.Order
 	Venue   *boxoffice.VenueChart
 	Expired int
+	Grant   *boxoffice.Grant
 	// Replayed is set when an Idempotent command returned the stored
 	// result of an earlier run instead of running.
 	Replayed bool
@@ -260,6 +261,9 @@ func (s *Store) ApplyEntries(entries []Entry) ([][]Result, error) {
 			return nil, fmt.Errorf("apply entry %d of shard %d: %w", e.Index, s.cfg.Shard, err)
 		}
 		results[i] = rs
+	}
+	if err := a.flushCounts(); err != nil {
+		return nil, fmt.Errorf("report counters at index %d: %w", a.applied, err)
 	}
 	var meta [16]byte
 	binary.BigEndian.PutUint64(meta[:], a.applied)

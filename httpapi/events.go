@@ -287,7 +287,8 @@ func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 	if !validPathID(ctx, "event", id) {
 		return
 	}
-	p, idem, ok := s.writer(ctx, RoleOrganiser, RoleAdmin)
+	// Any caller: the state machine checks that it may manage the event.
+	p, idem, ok := s.writer(ctx)
 	if !ok {
 		return
 	}
@@ -306,14 +307,20 @@ func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 			if err != nil {
 				return err
 			}
-			if p.Role != RoleAdmin && cur.Organiser != p.Subject {
-				return boxoffice.Errorf(boxoffice.CodeForbidden, "event %q belongs to another organiser", id)
+			// Refuse before validating the patch, so that a stranger learns
+			// nothing of the event; the state machine checks again when it
+			// applies the update, against the grants of that moment.
+			if lvl, err := s.node.Store(shard).Access(id, p.Subject, isAdmin(p)); err != nil {
+				return err
+			} else if lvl < boxoffice.AccessManage {
+				return accessDenied(p, id, boxoffice.AccessManage, lvl)
 			}
 			ev, err := in.apply(*cur)
 			if err != nil {
 				return err
 			}
-			res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.UpdateEvent{Event: ev, Base: fsm.EventHash(cur)})
+			update := &fsm.UpdateEvent{Event: ev, Base: fsm.EventHash(cur)}
+			res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.Authorized{Event: id, Actor: p.Subject, Admin: isAdmin(p), Need: boxoffice.AccessManage, Command: update})
 			if boxoffice.CodeOf(err) == boxoffice.CodeConflict && attempt < patchAttemptsMax {
 				continue
 			}

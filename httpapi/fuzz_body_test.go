@@ -496,3 +496,25 @@ func FuzzAuthorization(f *testing.F) {
 		require.Equal(t, p, again)
 	})
 }
+
+// FuzzGrantBody fuzzes the body of PUT /v1/events/{event}/access/{user}: a
+// body is refused with invalid_argument, or it gives exactly view or manage
+// and reads the same once encoded again.
+func FuzzGrantBody(f *testing.F) {
+	for _, s := range append([]string{``, `{"level":"view"}`, `{"level":"manage"}`, `{"level":"owner"}`, `{"level":"none"}`,
+		`{"level":"VIEW"}`, `{"level":""}`, `{"level":1}`, `{"level":"view","level":"manage"}`, `{"level":"view","user":"u2"}`,
+		`{"level":null}`, `{}`, `{"level":"view"} {}`}, jsonSeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		level, err := readGrantRequest(bodyCtx(body))
+		if err != nil {
+			requireBadInput(t, err)
+			return
+		}
+		require.Contains(t, []boxoffice.AccessLevel{boxoffice.AccessView, boxoffice.AccessManage}, level)
+		again, err := readGrantRequest(bodyCtx(reencode(t, map[string]string{"level": level.String()})))
+		require.NoError(t, err)
+		require.Equal(t, level, again)
+	})
+}

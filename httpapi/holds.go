@@ -476,7 +476,14 @@ func (s *Server) cancelOrder(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 	s.write(ctx, shard, func(cctx context.Context) error {
-		res, err := s.proposeIdem(ctx, cctx, shard, idem, &fsm.CancelOrder{Order: id, Buyer: buyerOf(p)})
+		// The buyer cancels its own order; anyone else, on behalf of the
+		// order's event, if the state machine finds it may manage it when
+		// the cancel applies.
+		var c fsm.Command = &fsm.CancelOrder{Order: id, Buyer: buyerOf(p)}
+		if o, err := s.node.Store(shard).Order(id); err == nil && !isAdmin(p) && o.Buyer != p.Subject {
+			c = &fsm.Authorized{Event: o.Event, Actor: p.Subject, Need: boxoffice.AccessManage, Command: &fsm.CancelOrder{Order: id}}
+		}
+		res, err := s.proposeIdem(ctx, cctx, shard, idem, c)
 		if err != nil {
 			return err
 		}

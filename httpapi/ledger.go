@@ -59,35 +59,16 @@ func ledgerPage(ctx *fasthttp.RequestCtx) (cursor string, limit int, err error) 
 	return cursor, limit, nil
 }
 
-// ledgerRead serves a read of an event's ledger to its organiser or an
-// admin: the caller, the page and the event are checked before fn runs (on
-// the leader after a read barrier, for a strong read).
+// ledgerRead serves a read of an event's ledger to its owner, its grantees
+// of view or more, and admins: the caller, the page and the event are checked
+// before fn runs (see eventRead).
 func (s *Server) ledgerRead(ctx *fasthttp.RequestCtx, event string, fn func(st *fsm.Store, cursor string, limit int) error) {
-	if !validPathID(ctx, "event", event) {
-		return
-	}
-	p, err := s.require(ctx, RoleOrganiser, RoleAdmin)
-	if err != nil {
-		writeError(ctx, err)
-		return
-	}
 	cursor, limit, err := ledgerPage(ctx)
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
-	shard := s.node.ShardOfEvent(event)
-	s.read(ctx, shard, func() error {
-		st := s.node.Store(shard)
-		ev, err := st.Event(event)
-		if err != nil {
-			return err
-		}
-		if p.Role != RoleAdmin && ev.Organiser != p.Subject {
-			return boxoffice.Errorf(boxoffice.CodeForbidden, "event %q belongs to another organiser", event)
-		}
-		return fn(st, cursor, limit)
-	})
+	s.eventRead(ctx, event, boxoffice.AccessView, func(st *fsm.Store) error { return fn(st, cursor, limit) })
 }
 
 // eventOrders serves GET /v1/events/{event}/orders: the event's orders in

@@ -197,6 +197,8 @@ func routeLabel(method string, p []string) string {
 			part = "{id}"
 		case i == 2 && p[0] == "cluster" && p[1] == "members":
 			part = "{id}"
+		case i == 3 && p[0] == "events" && p[2] == "access":
+			part = "{user}"
 		}
 		out += "/" + part
 	}

@@ -204,7 +204,16 @@ func (c *Checkout) Purchase(ctx context.Context, shard int, hold, buyer, payment
 			return res, err
 		}
 		// Still pending because this node lost the lead mid-saga (a step
-		// was refused): the next leader's recovery resolves the checkout,
+		// was refused). A purchase with an Idempotency-Key is handed on:
+		// retried at the new leader under the same key, its begin replays
+		// this order and the new leader drives it from where it stands
+		// (the charge, made under the order's id, is found, not repeated),
+		// at once rather than at its next recovery round.
+		if o.State == boxoffice.OrderPending && !c.node.IsLeader(shard) && wrap != nil {
+			res.Order = o
+			return res, boxoffice.Errorf(boxoffice.CodeNotLeader, "this node lost the lead of shard %d during the checkout of order %s; the new leader finishes it under the same Idempotency-Key", shard, o.ID)
+		}
+		// Without a key, the next leader's recovery resolves the checkout,
 		// and its steps reach this replica too, so wait for them while the
 		// buyer waits. (Pending on a leader means the gateway has not
 		// answered: that is payment_unknown, at once.)

@@ -370,6 +370,53 @@ func (h *hookPoint) hook(_, step string) {
 	}
 }
 
+// A leader that hands its shard over in the middle of a purchase (a
+// rolling restart drains it; the rebalancer moves the shard) does not leave
+// the buyer waiting for the next leader's recovery round: the purchase,
+// which carries its Idempotency-Key, goes on to the new leader, which
+// finds the charge under the order's key and completes the order. Recovery
+// is off here, so only that path can answer in time.
+func TestPurchaseFollowsTheLeadAcrossATransfer(t *testing.T) {
+	g, err := payment.NewSim(payment.SimConfig{LatencyMedian: 2 * time.Millisecond, Seed: 11})
+	require.NoError(t, err)
+	hp := newHookPoint("charged")
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2, Gateway: g, TunePayment: func(cfg *payment.Config) {
+		cfg.RecoveryInterval = time.Hour
+		cfg.StepHook = hp.hook
+	}})
+	e := &sagaEnv{t: t, c: c, sim: g}
+	code, body := c.Do(c.Members[0], "POST", "/v1/events", testcluster.Token("org", httpapi.RoleOrganiser), testcluster.Event("pay-1", 1, 5, 5))
+	require.Equal(t, 201, code, "%s", body)
+	leader := c.Leader(shardOfPay1)
+	h := e.hold(leader, "u1", "A-1-1")
+
+	type answer struct {
+		code int
+		body []byte
+	}
+	done := make(chan answer, 1)
+	go func() {
+		code, body := e.purchase(leader, "u1", h, "k1", "pm_card_visa")
+		done <- answer{code, body}
+	}()
+	select {
+	case <-hp.reached:
+	case a := <-done:
+		t.Fatalf("the purchase ended before its charge: %d %s", a.code, a.body)
+	}
+	code, body = c.TransferLeadership(shardOfPay1, "")
+	require.Equal(t, 200, code, "%s", body)
+	require.Eventually(t, func() bool { return c.Leader(shardOfPay1) != leader }, time.Minute, 10*time.Millisecond)
+	close(hp.release)
+
+	a := <-done
+	require.Equal(t, 201, a.code, "the buyer's one request is answered by the new leader: %s", a.body)
+	assert.Contains(t, string(a.body), `"state":"paid"`)
+	require.Len(t, g.Charges(), 1, "one charge")
+	e.settle()
+	e.audit()
+}
+
 // The fault matrix: each gateway fault × a crash of the shard's leader
 // after each step of the saga (or none). Whatever happens, once the new
 // leader has resolved what was in flight, the buyer's retry with the same

@@ -270,7 +270,8 @@ func TestLeaderKillDuringHolds(t *testing.T) {
 
 // TestTransferLeadership: only a leader hands over leadership, to a voter;
 // the new leader takes writes and serves strong reads; TransferAll empties
-// a node of leaderships before a planned stop. Every replica knows the
+// a node of leaderships before a planned stop (Drain, which also keeps the
+// rebalancer from handing them back). Every replica knows the
 // members and their addresses.
 func TestTransferLeadership(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
@@ -310,13 +311,16 @@ func TestTransferLeadership(t *testing.T) {
 	require.Equal(t, "Leader", st.State)
 	require.GreaterOrEqual(t, st.CommitIndex, st.AppliedIndex)
 
-	target.TransferAll(5 * time.Second)
+	require.True(t, ping(target.cfg.Dial, target.Self().RaftAddr, time.Second), "a serving node answers pings as live")
+	target.Drain(5 * time.Second)
 	c.waitFor("another node leads", func() error {
 		if l := c.leader(0); l == target {
 			return fmt.Errorf("%s still leads", l.ID())
 		}
 		return nil
 	})
+	// A draining node is no rebalancing target: its pings say so.
+	require.False(t, ping(target.cfg.Dial, target.Self().RaftAddr, time.Second), "a draining node is not live to the rebalancer")
 	c.waitSame(0)
 	for _, n := range c.live() {
 		members, err := n.Members()

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -47,6 +48,9 @@ type mux struct {
 	lastIndex func(shard int) (uint64, bool)
 	closed    bool
 	wg        sync.WaitGroup
+	// draining: the node is shutting down; pings answer pingDraining so
+	// that no peer hands it a leadership it is about to drop.
+	draining atomic.Bool
 }
 
 func newMux(ln net.Listener, advertise string, logger *slog.Logger, dial DialFunc) *mux {
@@ -134,7 +138,11 @@ func (m *mux) route(conn net.Conn) {
 	conn.SetReadDeadline(time.Time{})
 	shard := binary.BigEndian.Uint16(hdr[:])
 	if shard == pingShard {
-		conn.Write([]byte{1})
+		answer := pingLive
+		if m.draining.Load() {
+			answer = pingDraining
+		}
+		conn.Write([]byte{answer})
 		conn.Close()
 		return
 	}
@@ -226,7 +234,14 @@ func dialTCP(address string, timeout time.Duration) (net.Conn, error) {
 	return net.DialTimeout("tcp", address, timeout)
 }
 
-// ping reports whether the node at a raft address answers within timeout.
+// The answers to a ping.
+const (
+	pingLive     byte = 1
+	pingDraining byte = 2
+)
+
+// ping reports whether the node at a raft address answers within timeout,
+// and is not draining for a shutdown.
 func ping(dial DialFunc, address string, timeout time.Duration) bool {
 	conn, err := dialShard(dial, address, pingShard, timeout)
 	if err != nil {
@@ -236,7 +251,7 @@ func ping(dial DialFunc, address string, timeout time.Duration) bool {
 	conn.SetReadDeadline(time.Now().Add(timeout))
 	var b [1]byte
 	_, err = io.ReadFull(conn, b[:])
-	return err == nil
+	return err == nil && b[0] == pingLive
 }
 
 // peerLastIndex asks the node at a raft address for its last log index of

@@ -191,13 +191,20 @@ func (n *Node) Members() ([]boxoffice.Node, error) {
 	return nodes, nil
 }
 
+// sweepIdleTicks: a leader proposes a sweep when one is due, and at least
+// every sweepIdleTicks-th SweepInterval even when none is, so that an idle
+// leader wedged by a stuck transfer is still seen (transferStuck needs a
+// refused write).
+const sweepIdleTicks = 10
+
 // leaderDuties runs what only a shard's leader does: it records this node's
 // addresses in the shard (so followers can forward to it) and proposes
-// periodic expiry sweeps.
+// expiry sweeps when holds or idempotency records are due.
 func (n *Node) leaderDuties() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.SweepInterval)
 	defer t.Stop()
+	ticks := 0
 	announce := time.NewTicker(100 * time.Millisecond)
 	defer announce.Stop()
 	self := n.Self()
@@ -220,16 +227,24 @@ func (n *Node) leaderDuties() {
 				cancel()
 			}
 		case <-t.C:
+			ticks++
 			for _, s := range n.shards {
 				if !s.IsLeader() {
 					continue
 				}
-				// The sweep below is a write every SweepInterval, so a
-				// leader wedged by a stuck transfer is seen even when idle.
+				// The sweep below is a write at least every sweepIdleTicks
+				// intervals, so a leader wedged by a stuck transfer is seen
+				// even when idle.
 				if s.transferStuck(time.Now()) {
 					if err := s.restartRaft("leadership transfer stuck (hashicorp/raft#696)"); err != nil {
 						n.logger.Error("recover from a stuck leadership transfer", "shard", s.id, "err", err)
 					}
+					continue
+				}
+				// The state machine's clock may run ahead of this node's
+				// (a former leader's clock): it is the one Expire uses.
+				nowMs := max(time.Now().UnixMilli(), s.store.NowMs())
+				if due, err := s.store.SweepDue(nowMs); err == nil && !due && ticks%sweepIdleTicks != 0 {
 					continue
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
@@ -423,6 +438,17 @@ func (n *Node) rebalanceOnce(rb *rebalancer, now time.Time) {
 		n.logger.Info("rebalance: transferred leadership", "shard", s.id, "to", target)
 		return
 	}
+}
+
+// Drain prepares a planned shutdown while the node still serves: it tells
+// its peers (through their liveness pings) not to hand it leaderships, then
+// hands every shard it leads to another voter (TransferAll). A node that
+// stopped serving HTTP first would leave its shards' writes waiting for the
+// drain and the transfer, since followers forward writes to it until it
+// stops leading; drained first, it forwards them on like any follower.
+func (n *Node) Drain(timeout time.Duration) {
+	n.mux.draining.Store(true)
+	n.TransferAll(timeout)
 }
 
 // TransferAll hands every shard this node leads to another voter, so that a

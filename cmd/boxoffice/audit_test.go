@@ -158,7 +158,7 @@ func TestAuditAfterAnOnSale(t *testing.T) {
 		assert.Contains(t, out, o.ID)
 	}
 
-	// Only the event's organiser or an admin may audit it.
+	// Only the event's organiser, its grantees or an admin may audit it.
 	out, code = run(t, "audit", "audit-1", target, "--token="+testcluster.Token("org2", httpapi.RoleOrganiser))
 	assert.Equal(t, exitError, code, out)
 	assert.Contains(t, out, "another organiser")

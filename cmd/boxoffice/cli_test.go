@@ -118,3 +118,44 @@ func TestParseLayoutCSVRejects(t *testing.T) {
 	assert.Len(t, cats, 1)
 	assert.Len(t, v.Sections, 2)
 }
+
+// An organiser grants access and reads the report through the CLI; the
+// grantee reads the CSV; a revoked grantee is refused (forbidden).
+func TestCLIAccessAndReport(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	target := "--target=http://" + c.Members[0].HTTPAddr + ",http://" + c.Members[1].HTTPAddr
+	org := "--token=" + testcluster.Token("org1", httpapi.RoleOrganiser)
+	acct := "--token=" + testcluster.Token("acct", httpapi.RoleBuyer)
+	code, body := c.Do(c.Members[0], "POST", "/v1/events", testcluster.Token("org1", httpapi.RoleOrganiser), testcluster.Event("cli-rep", 1, 2, 3))
+	require.Equal(t, 201, code, "%s", body)
+	code, body = c.Do(c.Members[0], "POST", "/v1/events/cli-rep/holds", testcluster.Token("b1", httpapi.RoleBuyer), `{"seats":["A-1-1"]}`)
+	require.Equal(t, 201, code, "%s", body)
+
+	out, code := run(t, "events", "access", "grant", "cli-rep", "acct", "view", target, org)
+	require.Equal(t, exitOK, code, out)
+	out, code = run(t, "events", "access", "list", "cli-rep", target, org)
+	require.Equal(t, exitOK, code, out)
+	assert.Contains(t, out, "org1")
+	assert.Regexp(t, `acct\s+view`, out)
+
+	out, code = run(t, "events", "report", "cli-rep", target, acct)
+	require.Equal(t, exitOK, code, out)
+	t.Logf("events report:\n%s", out)
+	assert.Regexp(t, `section\s+A\s+std\s+6\s+5\s+1\s+0`, out)
+	out, code = run(t, "events", "report", "cli-rep", "--csv", target, acct)
+	require.Equal(t, exitOK, code, out)
+	assert.Contains(t, out, "section,A,std,6,5,1,0,0\n")
+	out, code = run(t, "events", "report", "cli-rep", "-o", "json", target, org)
+	require.Equal(t, exitOK, code, out)
+	var rep struct{ Total struct{ Held int } }
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	assert.Equal(t, 1, rep.Total.Held)
+
+	out, code = run(t, "events", "access", "grant", "cli-rep", "acct", "owner", target, org)
+	assert.NotEqual(t, exitOK, code, out)
+	out, code = run(t, "events", "access", "revoke", "cli-rep", "acct", target, org)
+	require.Equal(t, exitOK, code, out)
+	out, code = run(t, "events", "report", "cli-rep", target, acct)
+	assert.Equal(t, exitError, code, out)
+	assert.Contains(t, out, "forbidden")
+}

@@ -29,7 +29,7 @@ func eventsCmd() *cobra.Command {
 		Short: "List, show, create and import events",
 	}
 	r.register(c)
-	c.AddCommand(eventsListCmd(&r), eventsShowCmd(&r), eventsCreateCmd(&r), eventsImportCmd(&r))
+	c.AddCommand(eventsListCmd(&r), eventsShowCmd(&r), eventsCreateCmd(&r), eventsImportCmd(&r), eventsReportCmd(&r), eventsAccessCmd(&r))
 	return c
 }
 

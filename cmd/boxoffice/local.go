@@ -322,6 +322,14 @@ func printLocal(out io.Writer, f localFlags, cl *clusterView, admin, buyer strin
 		fmt.Fprintf(out, "  shard %d: leader %s, voters %v\n", s.ID, s.Leader, s.Voters)
 	}
 	a := httpAddr(0)
+	if f.demo == "" {
+		fmt.Fprintf(out, "\nno demo event (--demo-event ''): create one with `boxoffice demo` or POST /v1/events.\n\n")
+		fmt.Fprintf(out, "web page (sign in with any name, --dev-sign-in is on): http://%s/\n\n", a)
+		fmt.Fprintf(out, "tokens (valid 30 days):\n  export ADMIN=%s\n  export BUYER=%s\n\n", admin, buyer)
+		fmt.Fprintf(out, "try:\n  curl -s http://%s/v1/cluster | head -c 600; echo\n", a)
+		fmt.Fprintln(out, "\nCtrl-C stops the cluster; `make run` again resumes it with its data.")
+		return
+	}
 	fmt.Fprintf(out, "\ndemo event %q with %d seats.\n\n", f.demo, f.seats)
 	fmt.Fprintf(out, "web page (live seat map; sign in with any name, --dev-sign-in is on): http://%s/#/event/%s\n\n", a, f.demo)
 	fmt.Fprintf(out, "tokens (valid 30 days):\n  export ADMIN=%s\n  export BUYER=%s\n\n", admin, buyer)

@@ -262,10 +262,12 @@ func newGateway(f serveFlags, logger *slog.Logger) (boxoffice.PaymentGateway, er
 	return nil, fmt.Errorf("--payment-gateway must be sim, stripe or http://host:port, not %q", f.gateway)
 }
 
-// shutdown stops the node in order: refuse new HTTP work and drain open
-// requests, stop the checkout recovery, hand off leaderships, then close
-// Raft and Pebble. (Checkouts in flight are resolved by the next leader.) A second
-// signal exits at once.
+// shutdown stops the node in order: hand off leaderships while the HTTP
+// front end still serves (a follower now, it forwards writes to the new
+// leaders, so no shard waits for this node's drain), then refuse new HTTP
+// work and drain open requests, stop the checkout recovery, then close
+// Raft and Pebble. (Checkouts in flight are resolved by the next leader.)
+// A second signal exits at once.
 func shutdown(srv *httpapi.Server, checkout *payment.Checkout, node *raftnode.Node, logger *slog.Logger) error {
 	logger.Info("shutting down")
 	sig := make(chan os.Signal, 1)
@@ -275,13 +277,13 @@ func shutdown(srv *httpapi.Server, checkout *payment.Checkout, node *raftnode.No
 		logger.Warn("second signal: exiting now")
 		os.Exit(1)
 	}()
+	node.Drain(2 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("http shutdown", "err", err)
 	}
 	checkout.Close()
-	node.TransferAll(2 * time.Second)
 	if err := node.Close(); err != nil {
 		return fmt.Errorf("close node: %w", err)
 	}

@@ -125,6 +125,9 @@
       showOrders();
     } else if (h === '/organiser') {
       $('#view-organiser').hidden = false;
+    } else if ((m = h.match(/^\/organiser\/report\/([A-Za-z0-9._-]{1,64})$/))) {
+      $('#view-report').hidden = false;
+      leaveView = showReport(m[1]);
     } else {
       $('#view-events').hidden = false;
       searchEvents(true);
@@ -783,6 +786,156 @@
     } catch (e) { fail(e); }
   }
 
+  // ---- sales report ----------------------------------------------------------
+  //
+  // The report is read from the server's counters. It is refreshed live: on
+  // each message of the event's change feed (a seat held, sold or freed),
+  // at most once a second, and every few seconds anyway (holds expire by
+  // time, without a message).
+
+  const REPORT_MIN_MS = 1000;
+  const REPORT_IDLE_MS = 5000;
+  let report = null; // {event, data, loads, es, timer, last, pending, closed}
+
+  function showReport(id) {
+    say('', false);
+    const r = { event: id, data: null, loads: 0, es: null, timer: null, last: 0, pending: false, closed: false };
+    report = r;
+    $('#rep-event').textContent = id;
+    $('#rep-access').hidden = true;
+    loadReport(r).then(() => {
+      if (r.closed || !r.data) return;
+      const es = new EventSource('/v1/events/' + encodeURIComponent(id) + '/changes?from=' + r.data.index);
+      r.es = es;
+      const badge = $('#rep-live');
+      es.onopen = () => { badge.textContent = 'live'; badge.className = 'live on'; };
+      es.onerror = () => { badge.textContent = 'reconnecting…'; badge.className = 'live'; };
+      es.onmessage = () => refreshReport(r);
+      es.addEventListener('reset', () => refreshReport(r));
+      loadAccess(r);
+    });
+    r.timer = setInterval(() => { if (Date.now() - r.last >= REPORT_IDLE_MS) refreshReport(r); }, 1000);
+    return () => {
+      r.closed = true;
+      if (r.es) r.es.close();
+      clearInterval(r.timer);
+      if (report === r) report = null;
+    };
+  }
+
+  // refreshReport reloads the report now, or once a second has passed since
+  // the last load: a burst of sales is one reload, not one per message.
+  function refreshReport(r) {
+    if (r.closed || r.pending) return;
+    const wait = r.last + REPORT_MIN_MS - Date.now();
+    if (wait > 0) {
+      r.pending = true;
+      setTimeout(() => { r.pending = false; refreshReport(r); }, wait);
+      return;
+    }
+    loadReport(r);
+  }
+
+  async function loadReport(r) {
+    r.last = Date.now();
+    try {
+      const d = await api('GET', '/v1/events/' + encodeURIComponent(r.event) + '/report');
+      if (r.closed) return;
+      r.data = d;
+      r.loads++;
+      renderReport(d);
+    } catch (e) { if (!r.closed) fail(e); }
+  }
+
+  function renderReport(d) {
+    $('#rep-at').textContent = 'as of ' + new Date(d.at).toLocaleTimeString();
+    const tb = $('#rep-lines tbody');
+    tb.textContent = '';
+    const row = (kind, l) => {
+      const tr = tb.insertRow();
+      tr.className = kind;
+      tr.dataset.id = kind + ':' + l.id;
+      [kind, l.id, l.category || '', l.capacity.toLocaleString(), l.free.toLocaleString(), l.held.toLocaleString(),
+        l.sold.toLocaleString(), money(l.revenueCents)].forEach((v) => { tr.insertCell().textContent = v; });
+    };
+    d.categories.forEach((l) => row('category', l));
+    d.sections.forEach((l) => row('section', l));
+    row('total', d.total);
+    const mins = d.salesPerMinute || [];
+    const shown = mins.slice(-90);
+    const most = Math.max(1, ...shown.map((m) => m.seats));
+    const bars = $('#rep-minutes');
+    bars.textContent = '';
+    for (const m of shown) {
+      const i = document.createElement('i');
+      i.style.height = Math.round(70 * m.seats / most) + 'px';
+      i.title = new Date(m.minute).toLocaleTimeString() + ': ' + m.seats + ' seats, ' + money(m.revenueCents);
+      bars.appendChild(i);
+    }
+    const seats = mins.reduce((a, m) => a + m.seats, 0);
+    $('#rep-rate').textContent = mins.length
+      ? seats.toLocaleString() + ' seats sold in ' + mins.length + ' min since ' + new Date(mins[0].minute).toLocaleString() +
+        ' (' + (seats / mins.length).toFixed(1) + ' a minute; this minute ' + mins[mins.length - 1].seats + ')'
+      : 'nothing sold yet';
+  }
+
+  // loadAccess shows the grants to those who may see them (owner, managers,
+  // admins); for others the section stays hidden.
+  async function loadAccess(r) {
+    try {
+      const a = await api('GET', '/v1/events/' + encodeURIComponent(r.event) + '/access');
+      if (r.closed) return;
+      fill('#rep-grants tbody', [{ user: a.owner, level: 'owner' }].concat(a.grants), (g) => [g.user, g.level, '']);
+      const rows = $('#rep-grants tbody').rows;
+      a.grants.forEach((g, i) => {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.textContent = 'Revoke';
+        b.addEventListener('click', async () => {
+          try {
+            await api('DELETE', '/v1/events/' + encodeURIComponent(r.event) + '/access/' + encodeURIComponent(g.user), undefined, { idempotencyKey: newKey(), tries: 4 });
+            loadAccess(r);
+          } catch (e) { fail(e); }
+        });
+        rows[i + 1].cells[2].appendChild(b);
+      });
+      $('#rep-access').hidden = false;
+    } catch (e) {
+      $('#rep-access').hidden = true;
+    }
+  }
+
+  async function grant(ev) {
+    ev.preventDefault();
+    if (!report) return;
+    const r = report;
+    try {
+      await api('PUT', '/v1/events/' + encodeURIComponent(r.event) + '/access/' + encodeURIComponent($('#grant-user').value.trim()),
+        { level: $('#grant-level').value }, { tries: 4 });
+      $('#grant-user').value = '';
+      loadAccess(r);
+    } catch (e) { fail(e); }
+  }
+
+  // downloadCSV fetches the CSV with the token (a plain link could not
+  // send it) and saves it.
+  async function downloadCSV() {
+    if (!report) return;
+    const id = report.event;
+    try {
+      const resp = await fetch('/v1/events/' + encodeURIComponent(id) + '/report?format=csv', { headers: { 'Authorization': 'Bearer ' + token() } });
+      if (!resp.ok) throw new Problem(resp.status, await resp.json().catch(() => null));
+      const url = URL.createObjectURL(await resp.blob());
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = id + '-report.csv';
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    } catch (e) { fail(e); }
+  }
+
   // ---- wiring ------------------------------------------------------------
 
   function wireMap() {
@@ -851,6 +1004,13 @@
     countdown() { return $('#countdown').textContent; },
     lastError() { return lastError; },
     liveIndex() { return live ? live.index : 0; },
+    // report is the sales report on screen and how often it was loaded.
+    report() { return report && report.data ? { loads: report.loads, data: report.data } : null; },
+    reportCell(kind, id, col) {
+      const tr = document.querySelector('#rep-lines tr[data-id="' + kind + ':' + id + '"]');
+      const cols = ['kind', 'id', 'category', 'capacity', 'free', 'held', 'sold', 'revenue'];
+      return tr ? tr.cells[cols.indexOf(col)].textContent : null;
+    },
     zoomToSection(id) {
       const s = map && map.byId.get(id);
       if (s) map.zoomTo(s.x - GAP, s.y - GAP * 2, s.per + GAP * 2, s.rows + GAP * 3);
@@ -875,6 +1035,12 @@
     $('#search-form').addEventListener('submit', (e) => { e.preventDefault(); searchEvents(true); });
     $('#more-events').addEventListener('click', () => searchEvents(false));
     $('#create-form').addEventListener('submit', createEvent);
+    $('#report-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      location.hash = '#/organiser/report/' + $('#report-event').value.trim();
+    });
+    $('#grant-form').addEventListener('submit', grant);
+    $('#rep-csv').addEventListener('click', downloadCSV);
     window.addEventListener('hashchange', route);
     route();
   });

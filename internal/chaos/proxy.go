@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"boxoffice/client"
 )
 
 // Exchange is one HTTP request the load sent to a node, through that node's
@@ -46,10 +48,6 @@ type Observer interface {
 const (
 	// requestBodyMax bounds a request body (the server's own limit is 1 MiB).
 	requestBodyMax = 1 << 20
-	// proxyDialTimeout is the client's own dial timeout
-	// (client.DefaultConfig): a node that does not answer a dial fails
-	// the try as fast through the proxy as without it.
-	proxyDialTimeout = 2 * time.Second
 )
 
 // proxy is the suite's window on the load: a reverse proxy on the host in
@@ -77,8 +75,10 @@ func newProxy(node string, obs Observer) (*proxy, error) {
 	p := &proxy{
 		node: node, obs: obs, ln: ln,
 		tr: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			Proxy: nil,
+			// The client's own dial timeout: a node that does not answer a
+			// dial fails the try as fast through the proxy as without it.
+			DialContext:         (&net.Dialer{Timeout: client.DefaultConfig().DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConnsPerHost: 512,
 			MaxIdleConns:        512,
 			// Under the nodes' 30 s read timeout, as the client's.
