@@ -421,3 +421,43 @@ func TestHundredThousandPlacesSellOut(t *testing.T) {
 	code, body = c.Do(c.Members[0], "POST", "/v1/events/stadium-night/holds", buyer("late"), `{"area":"FLOOR","quantity":1}`)
 	assert.Equal(t, 409, code, "%s", body)
 }
+
+// The sales report counts an area as a section of its own id (its places
+// held and sold), and a section's capacity without the seats that its row
+// lengths and aisles leave out.
+func TestReportCountsAreasAndHoles(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2})
+	org := organiser("vorg")
+	code, body := c.Do(c.Members[0], "POST", "/v1/venues", org, venueDoc("rep-hall",
+		[]map[string]any{{"id": "A", "category": "seat", "rows": 2, "seatsPerRow": 4, "rowSeats": []int{3, 4}, "gaps": []string{"2-2"}}},
+		[]map[string]any{{"id": "PIT", "category": "ga", "capacity": 20}}))
+	require.Equal(t, 201, code, "%s", body)
+	code, body = c.Do(c.Members[1], "POST", "/v1/events", org, venueEvent("rep-night", "rep-hall", 0, 8))
+	require.Equal(t, 201, code, "%s", body)
+	code, body = c.Do(c.Members[2], "POST", "/v1/events/rep-night/holds", buyer("b1"), `{"area":"PIT","quantity":3}`)
+	require.Equal(t, 201, code, "%s", body)
+	h := decode[holdBody](t, body)
+	code, body = c.Do(c.Members[2], "POST", "/v1/holds/"+h.ID+"/purchase", buyer("b1"), `{"paymentMethod":"pm_card_visa"}`)
+	require.Equal(t, 201, code, "%s", body)
+	code, body = c.Do(c.Members[0], "POST", "/v1/events/rep-night/holds", buyer("b2"), `{"area":"PIT","quantity":2}`)
+	require.Equal(t, 201, code, "%s", body)
+
+	code, body = c.Do(c.Members[0], "GET", "/v1/events/rep-night/report?consistency=strong", org, nil)
+	require.Equal(t, 200, code, "%s", body)
+	rep := decode[struct {
+		Sections []struct {
+			ID                         string
+			Capacity, Free, Held, Sold int
+			RevenueCents               int64 `json:"revenueCents"`
+		} `json:"sections"`
+	}](t, body)
+	require.Len(t, rep.Sections, 2, "%s", body)
+	assert.Equal(t, "A", rep.Sections[0].ID)
+	assert.Equal(t, 3+4-1, rep.Sections[0].Capacity, "row lengths and the aisle leave out two seats")
+	assert.Equal(t, "PIT", rep.Sections[1].ID)
+	assert.Equal(t, 20, rep.Sections[1].Capacity)
+	assert.Equal(t, 3, rep.Sections[1].Sold)
+	assert.Equal(t, 2, rep.Sections[1].Held)
+	assert.Equal(t, 15, rep.Sections[1].Free)
+	assert.EqualValues(t, 3*3000, rep.Sections[1].RevenueCents)
+}
