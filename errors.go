@@ -39,8 +39,14 @@ const (
 	CodePaymentDeclined   Code = "payment_declined"
 	CodePaymentUnknown    Code = "payment_unknown"
 	CodeIdempotencyReused Code = "idempotency_key_reused"
-	CodeVenueNotFound     Code = "venue_not_found"
-	CodeVenueExists       Code = "venue_exists"
+	// CodeAdmissionRequired: the event's on-sale is protected and the
+	// caller has no valid admission pass for it.
+	CodeAdmissionRequired Code = "admission_required"
+	// CodeQueueNotFound: the event's on-sale is not protected, or the
+	// caller has no place in its queue.
+	CodeQueueNotFound Code = "queue_not_found"
+	CodeVenueNotFound Code = "venue_not_found"
+	CodeVenueExists   Code = "venue_exists"
 )
 
 // Codes lists every code, for documentation and tests.
@@ -51,7 +57,7 @@ func Codes() []Code {
 		CodeOrderNotActive, CodeHoldExtendLimit, CodeLayoutShrink, CodeForbidden, CodeUnauthorized,
 		CodeNotFound, CodeMethodNotAllowed, CodeBodyTooLarge, CodeNotLeader, CodeNoLeader,
 		CodeUnavailable, CodeTimeout, CodeMemberNotFound, CodeInternal, CodePaymentDeclined,
-		CodePaymentUnknown, CodeIdempotencyReused, CodeVenueNotFound, CodeVenueExists,
+		CodePaymentUnknown, CodeIdempotencyReused, CodeAdmissionRequired, CodeQueueNotFound, CodeVenueNotFound, CodeVenueExists,
 	}
 }
 
@@ -109,6 +115,8 @@ var (
 	ErrNotLeader       = &Error{Code: CodeNotLeader}
 	ErrNoLeader        = &Error{Code: CodeNoLeader}
 	ErrNotFound        = &Error{Code: CodeNotFound}
+	ErrAdmission       = &Error{Code: CodeAdmissionRequired}
+	ErrQueueNotFound   = &Error{Code: CodeQueueNotFound}
 	ErrVenueNotFound   = &Error{Code: CodeVenueNotFound}
 	ErrVenueExists     = &Error{Code: CodeVenueExists}
 )

@@ -270,6 +270,8 @@ type step struct {
 	invalid bool
 	// on is the member to ask; nil: each member in turn.
 	on *testcluster.Member
+	// header holds further request headers.
+	header map[string]string
 }
 
 func (s step) String() string { return s.method + " " + s.path }
@@ -322,6 +324,9 @@ func newRequest(t *testing.T, s step, addr string, body []byte) *http.Request {
 	}
 	if s.idemKey != "" {
 		req.Header.Set("Idempotency-Key", s.idemKey)
+	}
+	for k, v := range s.header {
+		req.Header.Set(k, v)
 	}
 	return req
 }
@@ -559,6 +564,7 @@ func TestServerConformsToDocument(t *testing.T) {
 	t.Run("event ledger", k.testLedger)
 	t.Run("event access", k.testAccess)
 	t.Run("idempotency", k.testIdempotency)
+	t.Run("queue", k.testQueue)
 	t.Run("cluster", k.testCluster)
 	t.Run("every operation exercised", k.testCoverage)
 }
@@ -1255,4 +1261,60 @@ func (k *conformance) testCoverage(t *testing.T) {
 			t.Logf("%s: documented but not answered in this run: %s", op, strings.Join(untested, " "))
 		}
 	}
+}
+
+type placeOut struct {
+	State      string `json:"state"`
+	Position   *int64 `json:"position"`
+	PlaceToken string `json:"placeToken"`
+	Pass       *struct {
+		Token     string `json:"token"`
+		ExpiresAt string `json:"expiresAt"`
+	} `json:"pass"`
+}
+
+// testQueue drives the waiting room: protect, join, the place read with a
+// bearer or a place token, its stream, and a hold with and without a pass.
+func (k *conformance) testQueue(t *testing.T) {
+	k.createEvent(t, "conf-queue", 1, 1, 4, 600, 4)
+	path := "/v1/events/conf-queue/queue"
+	k.do(t, step{method: "GET", path: path, want: 404, code: "queue_not_found"})
+	opens := time.Now().Add(-time.Second).UTC().Format(time.RFC3339)
+	for _, s := range []step{
+		{method: "PUT", path: path, token: buyer("u1"), body: map[string]any{"opensAt": opens}, want: 403, code: "forbidden"},
+		{method: "PUT", path: path, token: organiser("org2"), body: map[string]any{"opensAt": opens}, want: 403, code: "forbidden"},
+		{method: "PUT", path: path, token: organiser("org1"), body: map[string]any{"opensAt": "soon"}, want: 400, code: "invalid_argument", invalid: true},
+		{method: "PUT", path: path, token: organiser("org1"), body: map[string]any{"opensAt": opens, "admitPercent": 0}, want: 400, code: "invalid_argument", invalid: true},
+		{method: "PUT", path: path, body: map[string]any{"opensAt": opens}, want: 401, code: "unauthorized", invalid: true},
+		{method: "PUT", path: "/v1/events/nope/queue", token: organiser("org1"), body: map[string]any{"opensAt": opens}, want: 404, code: "event_not_found"},
+		{method: "POST", path: "/v1/events/conf-seats/queue", token: buyer("u1"), want: 404, code: "queue_not_found"},
+	} {
+		k.do(t, s)
+	}
+	k.must(t, step{method: "PUT", path: path, token: organiser("org1"), body: map[string]any{"opensAt": opens, "passTTLSeconds": 300}, want: 200})
+	k.settle(t) // a PUT is not settled by do: the next reads are local
+	k.must(t, step{method: "GET", path: path, want: 200})
+	// Not joined: no place, and no hold.
+	k.do(t, step{method: "GET", path: path + "/me", token: buyer("qu1"), want: 404, code: "queue_not_found"})
+	k.do(t, step{method: "POST", path: "/v1/events/conf-queue/holds", token: buyer("qu1"),
+		body: map[string]any{"seats": []string{"A-1-1"}}, want: 403, code: "admission_required"})
+	first := decode[placeOut](t, k.must(t, step{method: "POST", path: path, token: buyer("qu1"), idemKey: "join-1", want: 200}))
+	again := decode[placeOut](t, k.must(t, step{method: "POST", path: path, token: buyer("qu1"), want: 200}))
+	require.Equal(t, first.PlaceToken, again.PlaceToken, "one place per buyer")
+	k.do(t, step{method: "GET", path: path + "/me?place=bx1.forged.token", want: 401, code: "unauthorized"})
+	// The leader opens the queue and admits: one buyer, four free seats.
+	var me placeOut
+	require.Eventually(t, func() bool {
+		me = decode[placeOut](t, k.must(t, step{method: "GET", path: path + "/me?place=" + first.PlaceToken, want: 200}))
+		return me.State == "admitted"
+	}, 20*time.Second, 50*time.Millisecond, "qu1 is admitted")
+	require.NotNil(t, me.Pass)
+	k.must(t, step{method: "GET", path: path + "/me", token: buyer("qu1"), want: 200})
+	s := k.must(t, step{method: "GET", path: path + "/stream?place=" + first.PlaceToken, want: 200})
+	assert.Contains(t, string(s.body), `"state":"admitted"`)
+	// The pass: not without it, not someone else's, and with it.
+	k.do(t, step{method: "POST", path: "/v1/events/conf-queue/holds", token: buyer("qu2"), header: map[string]string{"X-Admission-Pass": me.Pass.Token},
+		body: map[string]any{"seats": []string{"A-1-1"}}, want: 403, code: "admission_required"})
+	k.must(t, step{method: "POST", path: "/v1/events/conf-queue/holds", token: buyer("qu1"), header: map[string]string{"X-Admission-Pass": me.Pass.Token},
+		body: map[string]any{"seats": []string{"A-1-1"}}, want: 201})
 }

@@ -319,6 +319,7 @@ type ctxKey int
 const (
 	keyIdempotency ctxKey = iota
 	keyStrongRead
+	keyAdmissionPass
 )
 
 // WithIdempotencyKey makes the write called with the returned context send
@@ -522,6 +523,9 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
+	}
+	if pass, _ := ctx.Value(keyAdmissionPass).(string); pass != "" && validHeaderValue(pass) {
+		req.Header.Set("X-Admission-Pass", pass)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

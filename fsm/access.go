@@ -30,8 +30,8 @@ type SetGrant struct {
 
 // Authorized runs Command on behalf of Actor if Actor holds at least Need on
 // Event when it applies; else it is rejected with forbidden and changes
-// nothing. Command must be a write on Event: an UpdateEvent of it or a
-// CancelOrder of one of its orders.
+// nothing. Command must be a write on Event: an UpdateEvent or ProtectSale
+// of it, or a CancelOrder of one of its orders.
 type Authorized struct {
 	Event   string
 	Actor   string
@@ -82,7 +82,9 @@ func (c *SetGrant) decode(r *reader) {
 }
 
 // authorizedOK reports whether a command type may be wrapped in Authorized.
-func authorizedOK(t Type) bool { return t == TypeUpdateEvent || t == TypeCancelOrder }
+func authorizedOK(t Type) bool {
+	return t == TypeUpdateEvent || t == TypeCancelOrder || t == TypeProtectSale
+}
 
 func (c *Authorized) encode(w *writer) {
 	w.str(c.Event)
@@ -228,6 +230,10 @@ func (a *applier) authorized(c *Authorized) (Result, error) {
 	case *UpdateEvent:
 		if in.Event.ID != c.Event {
 			return reject(boxoffice.CodeInvalidArgument, "update of event %q authorized on event %q", in.Event.ID, c.Event)
+		}
+	case *ProtectSale:
+		if in.Event != c.Event {
+			return reject(boxoffice.CodeInvalidArgument, "protection of event %q authorized on event %q", in.Event, c.Event)
 		}
 	case *CancelOrder:
 		o, err := a.getOrder(in.Order)

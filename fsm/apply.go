@@ -105,6 +105,14 @@ func (a *applier) apply(c Command) (Result, error) {
 		return a.setGrant(c)
 	case *Authorized:
 		return a.authorized(c)
+	case *ProtectSale:
+		return a.protectSale(c)
+	case *JoinQueue:
+		return a.joinQueue(c)
+	case *OpenQueue:
+		return a.openQueue(c)
+	case *AdvanceAdmission:
+		return a.advanceAdmission(c)
 	}
 	return Result{}, fmt.Errorf("no handler for command type %d", c.Type())
 }
@@ -481,6 +489,11 @@ func (a *applier) takeSeats(ei *eventInfo, buyer string, seats []string, idx []i
 	if have+len(idx) > limit {
 		return reject(boxoffice.CodeBuyerLimit, "buyer %q has %d seats of event %q; %d more would pass the limit of %d", buyer, have, event, len(idx), limit)
 	}
+	// A protected on-sale: the buyer must hold a valid admission.
+	q, place, rej, err := a.admissionCheck(event, buyer)
+	if err != nil || rej != nil {
+		return Result{Err: rej}, err
+	}
 	ttl := ei.ev.Limits.HoldTTLSeconds
 	if ttlSeconds > 0 && ttlSeconds < ttl {
 		ttl = ttlSeconds
@@ -506,6 +519,11 @@ func (a *applier) takeSeats(ei *eventInfo, buyer string, seats []string, idx []i
 	}
 	if err := a.set(key(tagHoldsBy, h.Buyer, h.ID), nil); err != nil {
 		return Result{}, err
+	}
+	if place != nil {
+		if err := a.markHolding(event, buyer, q, place); err != nil {
+			return Result{}, err
+		}
 	}
 	return Result{Hold: h}, nil
 }

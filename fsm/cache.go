@@ -55,13 +55,14 @@ func completePrefix(k []byte) []byte {
 }
 
 // cacheableKey reports whether the applier caches a key: seats, buyers and
-// holds, the reads of the hot path.
+// holds, the reads of the hot path, and queues (every hold reads its
+// event's, which most events do not have).
 func cacheableKey(k []byte) bool {
 	if len(k) == 0 {
 		return false
 	}
 	switch k[0] {
-	case tagSeat, tagBuyer, tagHold:
+	case tagSeat, tagBuyer, tagHold, tagQueue:
 		return true
 	}
 	return false

@@ -54,6 +54,12 @@ const (
 	// 18..21 are another branch's.
 	TypeSetGrant   Type = 22
 	TypeAuthorized Type = 23
+
+	// The waiting room (queue.go): 26..31.
+	TypeProtectSale      Type = 26
+	TypeJoinQueue        Type = 27
+	TypeOpenQueue        Type = 28
+	TypeAdvanceAdmission Type = 29
 )
 
 // Command is one state change. Each concrete type below is one command.
@@ -358,7 +364,7 @@ func (c *Exchange) decode(r *reader) {
 func idempotentOK(t Type) bool {
 	switch t {
 	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
-		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeAuthorized, TypeSetGrant, TypeHoldArea, TypePutVenue:
+		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeAuthorized, TypeSetGrant, TypeJoinQueue, TypeHoldArea, TypePutVenue:
 		return true
 	}
 	return false
@@ -428,6 +434,14 @@ func newCommand(t Type) Command {
 		return &SetGrant{}
 	case TypeAuthorized:
 		return &Authorized{}
+	case TypeProtectSale:
+		return &ProtectSale{}
+	case TypeJoinQueue:
+		return &JoinQueue{}
+	case TypeOpenQueue:
+		return &OpenQueue{}
+	case TypeAdvanceAdmission:
+		return &AdvanceAdmission{}
 	case TypePutVenue:
 		return &PutVenue{}
 	case TypeHoldArea:

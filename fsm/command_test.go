@@ -46,6 +46,10 @@ func sampleCommands() []Command {
 		&CheckoutFail{Order: "o_0.2.0", Reason: "lease ended", VerifyMs: 600_000},
 		&VerifyDone{Order: "o_0.2.0"},
 		&RefundDone{Order: "o_0.2.0", RefundRef: "re_1"},
+		&ProtectSale{Event: "e1", Config: boxoffice.QueueConfig{OpensAtMs: 1_780_000_000_000, PassTTLSeconds: 600, AdmitPercent: 100}},
+		&JoinQueue{Event: "e1", Buyer: "u1"},
+		&OpenQueue{Event: "e1", Seed: 1<<64 - 1},
+		&AdvanceAdmission{Event: "e1", Max: 500},
 		&Idempotent{Subject: "u1", Key: "k-1", Hash: bytes.Repeat([]byte{7}, IdempotencyHashLen),
 			Command: &Hold{Event: "e1", Buyer: "u1", Seats: []string{"A-1-1"}, TTLSeconds: 0}},
 		&SetGrant{Event: "e1", Actor: "org1", User: "u2", Level: boxoffice.AccessView},
@@ -84,7 +88,7 @@ func TestCommandRoundTrip(t *testing.T) {
 	for ty := TypeCreateEvent; ty <= TypeVerifyDone; ty++ {
 		require.True(t, types[ty], "no sample of type %d", ty)
 	}
-	for _, ty := range []Type{TypeSetGrant, TypeAuthorized} {
+	for _, ty := range []Type{TypeSetGrant, TypeAuthorized, TypeProtectSale, TypeJoinQueue, TypeOpenQueue, TypeAdvanceAdmission} {
 		require.True(t, types[ty], "no sample of type %d", ty)
 	}
 }

@@ -65,6 +65,14 @@ import (
 //	hold-get id=..   order-get id=..   holds-of buyer=..   orders-of buyer=..
 //	events [after=..] [limit=N]   nodes   meta   dump   reopen
 //	venue id=v1 [version=N]   venues [after=..] [limit=N]
+//	queue event=e1   place event=e1 buyers=u1,u2   queue-steps now=MS
+//
+// The waiting room's commands:
+//
+//	protect event=e1 [opens=MS] [pass-ttl=SECONDS] [admit-pct=N]
+//	join event=e1 buyer=u1
+//	open event=e1 seed=N
+//	advance event=e1 [max=N]
 //
 // After every entry the driver checks the cross-index invariants of the
 // whole store, and after an entry whose only command was rejected, or
@@ -279,6 +287,46 @@ func (e *ddEnv) run(t *testing.T, d *datadriven.TestData) string {
 			return "(none)"
 		}
 		return strings.Join(out, "\n")
+	case "queue":
+		var ev string
+		d.ScanArgs(t, "event", &ev)
+		q, err := e.s.Queue(ev)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		return fmtQueue(q)
+	case "place":
+		var ev, buyers string
+		d.ScanArgs(t, "event", &ev)
+		d.ScanArgs(t, "buyers", &buyers)
+		var out []string
+		for _, b := range splitList(buyers) {
+			p, err := e.s.Place(ev, b, 0)
+			if err != nil {
+				out = append(out, b+": error "+err.Error())
+				continue
+			}
+			out = append(out, fmtPlace(p))
+		}
+		return strings.Join(out, "\n")
+	case "queue-steps":
+		var now int64
+		d.ScanArgs(t, "now", &now)
+		cmds, err := e.s.QueueSteps(now)
+		require.NoError(t, err)
+		var out []string
+		for _, c := range cmds {
+			switch c := c.(type) {
+			case *OpenQueue:
+				out = append(out, "open event="+c.Event)
+			case *AdvanceAdmission:
+				out = append(out, fmt.Sprintf("advance event=%s max=%d", c.Event, c.Max))
+			}
+		}
+		if len(out) == 0 {
+			return "(none due)"
+		}
+		return strings.Join(out, "\n")
 	case "meta":
 		return fmt.Sprintf("applied=%d now=%d", e.s.AppliedIndex(), e.s.NowMs())
 	case "dump":
@@ -383,6 +431,10 @@ func parseCommand(name string, args []datadriven.CmdArg) (Command, error) {
 		"expire":       {"max"},
 		"put-node":     {"id", "raft", "http"},
 		"remove-node":  {"id"},
+		"protect":      {"event", "opens", "pass-ttl", "admit-pct"},
+		"join":         {"event", "buyer"},
+		"open":         {"event", "seed"},
+		"advance":      {"event", "max"},
 	}
 	ks, ok := known[name]
 	if !ok {
@@ -530,6 +582,34 @@ func parseBareCommand(name string, vals map[string]string) (Command, error) {
 			level = boxoffice.AccessLevel(99) // the decoder refuses it: the entry halts
 		}
 		return &SetGrant{Event: vals["event"], Actor: vals["actor"], Admin: vals["admin"] == "true", User: vals["user"], Level: level}, nil
+	case "protect":
+		opens, err := num("opens", 0)
+		if err != nil {
+			return nil, err
+		}
+		ttl, err := num("pass-ttl", 60)
+		if err != nil {
+			return nil, err
+		}
+		pct, err := num("admit-pct", 100)
+		if err != nil {
+			return nil, err
+		}
+		return &ProtectSale{Event: vals["event"], Config: boxoffice.QueueConfig{OpensAtMs: int64(opens), PassTTLSeconds: ttl, AdmitPercent: pct}}, nil
+	case "join":
+		return &JoinQueue{Event: vals["event"], Buyer: vals["buyer"]}, nil
+	case "open":
+		seed, err := strconv.ParseUint(vals["seed"], 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		return &OpenQueue{Event: vals["event"], Seed: seed}, nil
+	case "advance":
+		n, err := num("max", 0)
+		if err != nil {
+			return nil, err
+		}
+		return &AdvanceAdmission{Event: vals["event"], Max: n}, nil
 	}
 	panic("unreachable")
 }

@@ -271,6 +271,14 @@ func fmtResult(c Command, r Result) string {
 		lines = append(lines, fmt.Sprintf("expired %d", r.Expired))
 	case *PutNode, *RemoveNode:
 		lines = append(lines, "ok")
+	case *AdvanceAdmission:
+		lines = append(lines, fmt.Sprintf("admitted %d", r.Admitted))
+	}
+	if r.Queue != nil {
+		lines = append(lines, fmtQueue(r.Queue))
+	}
+	if r.Place != nil {
+		lines = append(lines, fmtPlace(r.Place))
 	}
 	if r.Event != nil {
 		lines = append(lines, fmtEvent(r.Event))
@@ -518,6 +526,9 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 		}
 		return fmt.Sprintf("area-free %s/%s #%d → place index %d", p[0], p[1], binary.BigEndian.Uint32(k[len(k)-4:]), binary.BigEndian.Uint32(v)), nil
 	}
+	if line, ok, err := dumpQueueKV(k, v); ok || err != nil {
+		return line, err
+	}
 	return "", fmt.Errorf("unknown table %q", k[0])
 }
 
@@ -638,6 +649,7 @@ func checkInvariants(t testing.TB, s *Store) {
 	})
 	require.NoError(t, err)
 	now := s.NowMs()
+	checkQueueInvariants(t, s)
 
 	// The report's counters count exactly the seat records of each section
 	// (held ones whatever their expiry).

@@ -23,6 +23,11 @@ import "encoding/binary"
 //	I <createdAtMs u64 BE> <subject> 0 <key> → idempotency record, by age
 //	P <event> 0 <user>                 → access grant: level (see access.go)
 //	R <event> 0 <kind> <id>            → report counters (see report.go)
+//	q <event>                          → the event's queue (queue.go)
+//	Q <event>                          → (empty) list of the queues
+//	j <event> 0 <buyer>                → a buyer's place in it
+//	J <event> 0 <seq u64 BE>           → the buyer of a place, in join order
+//	w <event> 0 <passExpiresAtMs u64 BE> <seq u64 BE> → admitted, holds nothing yet
 //	V <venue>, W <venue> 0 <version u32 BE> → reusable venue: newest, every version (venues.go)
 //	g <event> 0 <area>, G <event> 0 <area> 0 <pos u32 BE> → a general-admission area's allocator (venues.go)
 const (
@@ -43,6 +48,11 @@ const (
 	tagIdemAge    = 'I'
 	tagGrant      = 'P'
 	tagReport     = 'R'
+	tagQueue      = 'q'
+	tagPlace      = 'j'
+	tagPlaceSeq   = 'J'
+	tagAdmit      = 'w'
+	tagQueueList  = 'Q'
 	keyAppliedStr = "mapplied"
 )
 

@@ -222,6 +222,10 @@ type Result struct {
 	Venue   *boxoffice.VenueChart
 	Expired int
 	Grant   *boxoffice.Grant
+	// Queue, Place and Admitted are the waiting room's results.
+	Queue    *boxoffice.Queue
+	Place    *boxoffice.Place
+	Admitted int
 	// Replayed is set when an Idempotent command returned the stored
 	// result of an earlier run instead of running.
 	Replayed bool

@@ -352,6 +352,11 @@ func (a *applier) holdArea(c *HoldArea) (Result, error) {
 	if have+c.Quantity > limit {
 		return reject(boxoffice.CodeBuyerLimit, "buyer %q has %d seats of event %q; %d more would pass the limit of %d", c.Buyer, have, c.Event, c.Quantity, limit)
 	}
+	// A protected on-sale admits area holds as it admits any other: the
+	// check takeSeats makes again, made here before any write.
+	if _, _, rej, err := a.admissionCheck(c.Event, c.Buyer); err != nil || rej != nil {
+		return Result{Err: rej}, err
+	}
 	// Every check is done: from here on, only writes. Take from the free
 	// list first (newest first), then new numbers.
 	idx := make([]int, 0, c.Quantity)

@@ -54,6 +54,9 @@ var organiserRoutes = []OrganiserRoute{
 		handle: func(s *Server, c *fasthttp.RequestCtx, p []string) { s.putAccess(c, p[1], p[3]) }},
 	{Method: "DELETE", Path: "/events/{event}/access/{user}", Need: boxoffice.AccessManage, OK: 204,
 		handle: func(s *Server, c *fasthttp.RequestCtx, p []string) { s.deleteAccess(c, p[1], p[3]) }},
+	// Protecting an on-sale with a waiting room (queue.go).
+	{Method: "PUT", Path: "/events/{event}/queue", Need: boxoffice.AccessManage, OK: 200,
+		handle: func(s *Server, c *fasthttp.RequestCtx, p []string) { s.protectSale(c, p[1]) }},
 	// The order's buyer may cancel it too.
 	{Method: "POST", Path: "/orders/{order}/cancel", Need: boxoffice.AccessManage, OK: 200,
 		handle: func(s *Server, c *fasthttp.RequestCtx, p []string) { s.cancelOrder(c, p[1]) }},

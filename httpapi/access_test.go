@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -100,6 +101,9 @@ func TestOrganiserRoutesEnforceAccess(t *testing.T) {
 		"DELETE /events/{event}/access/{user}": func(p accessPrincipal, event string) (string, string, any) {
 			return "DELETE", "/v1/events/" + event + "/access/x-" + p.name, nil
 		},
+		"PUT /events/{event}/queue": func(_ accessPrincipal, event string) (string, string, any) {
+			return "PUT", "/v1/events/" + event + "/queue", `{"opensAt":"2030-01-01T10:00:00Z"}`
+		},
 		"POST /orders/{order}/cancel": func(p accessPrincipal, event string) (string, string, any) {
 			order := "o_0.999999.0"
 			if event == "acc-1" {
@@ -111,6 +115,18 @@ func TestOrganiserRoutesEnforceAccess(t *testing.T) {
 	}
 	routes := httpapi.OrganiserRoutes()
 	require.NotEmpty(t, routes)
+	// Protecting acc-1's on-sale makes every later hold of it need an
+	// admission pass, and the cancel requests hold seats: protect last.
+	slices.SortStableFunc(routes, func(a, b httpapi.OrganiserRoute) int {
+		last := func(r httpapi.OrganiserRoute) bool { return r.Method == "PUT" && r.Path == "/events/{event}/queue" }
+		switch {
+		case last(a) && !last(b):
+			return 1
+		case last(b) && !last(a):
+			return -1
+		}
+		return 0
+	})
 	n := 0
 	for _, r := range routes {
 		name := r.Method + " " + r.Path

@@ -518,3 +518,38 @@ func FuzzGrantBody(f *testing.F) {
 		require.Equal(t, level, again)
 	})
 }
+
+// FuzzProtectBody fuzzes the body of PUT /v1/events/{event}/queue: a
+// config it accepts is in range, and reads back the same from its own
+// encoding.
+func FuzzProtectBody(f *testing.F) {
+	for _, s := range append([]string{
+		`{"opensAt":"2026-12-01T10:00:00Z"}`,
+		`{"opensAt":"2026-12-01T10:00:00.123+01:00","passTTLSeconds":600,"admitPercent":100}`,
+		`{"opensAt":"2026-12-01T10:00:00Z","passTTLSeconds":0}`,
+		`{"opensAt":"2026-12-01T10:00:00Z","passTTLSeconds":3601}`,
+		`{"opensAt":"2026-12-01T10:00:00Z","admitPercent":1001}`,
+		`{"opensAt":"1969-12-31T23:59:59Z"}`,
+		`{"opensAt":"soon"}`,
+		`{"opensAt":""}`,
+		`{"passTTLSeconds":60}`,
+		`{"opensAt":"2026-12-01T10:00:00Z","admitPercent":1.5}`,
+		`{"opensAt":"9999-12-31T23:59:59Z"}`,
+	}, jsonSeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		cfg, err := readProtectRequest(bodyCtx(body))
+		if err != nil {
+			requireBadInput(t, err)
+			return
+		}
+		require.NoError(t, cfg.Validate())
+		again, err := readProtectRequest(bodyCtx(reencode(t, protectRequest{
+			OpensAt:        time.UnixMilli(cfg.OpensAtMs).UTC().Format(time.RFC3339Nano),
+			PassTTLSeconds: &cfg.PassTTLSeconds, AdmitPercent: &cfg.AdmitPercent,
+		})))
+		require.NoError(t, err)
+		require.Equal(t, cfg, again)
+	})
+}

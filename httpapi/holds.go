@@ -83,6 +83,10 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 		writeError(ctx, err)
 		return
 	}
+	if err := s.checkHoldPass(ctx, event, p.Subject); err != nil {
+		writeError(ctx, err)
+		return
+	}
 	shard := s.node.ShardOfEvent(event)
 	s.write(ctx, shard, func(cctx context.Context) error {
 		var res fsm.Result

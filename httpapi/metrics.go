@@ -45,6 +45,9 @@ type Metrics struct {
 	expired      prometheus.Counter
 	payments     *prometheus.CounterVec
 	seatsSold    prometheus.Counter
+	// passRejections counts holds of protected events refused for their
+	// admission pass, by reason.
+	passRejections *prometheus.CounterVec
 }
 
 // NewMetrics returns a registry with the Go runtime's and the process's
@@ -88,6 +91,10 @@ func NewMetrics() *Metrics {
 	m.seatsSold = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "boxoffice_seats_sold_total", Help: "Seats sold by checkouts this node completed.",
 	})
+	m.passRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "boxoffice_queue_pass_rejections_total", Help: "Holds of protected on-sales refused for their admission pass, by reason (missing, forged, expired, other_event_or_buyer).",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.passRejections)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -143,6 +150,10 @@ func (m *Metrics) observe(ctx *fasthttp.RequestCtx, route string, start time.Tim
 type nodeCollector struct {
 	node                                       Node
 	leader, term, applied, commit, activeHolds *prometheus.Desc
+	// The waiting rooms of the shards this node leads (each queue once
+	// over the cluster's nodes): places waiting, buyers admitted (a
+	// counter: its rate is the admission rate), admitted not yet holding.
+	queueWaiting, queueAdmitted, queueOutstanding *prometheus.Desc
 }
 
 func newNodeCollector(node Node) *nodeCollector {
@@ -154,6 +165,10 @@ func newNodeCollector(node Node) *nodeCollector {
 		applied:     prometheus.NewDesc("boxoffice_raft_applied_index", "The shard's applied index on this node.", shard, nil),
 		commit:      prometheus.NewDesc("boxoffice_raft_commit_index", "The shard's commit index on this node.", shard, nil),
 		activeHolds: prometheus.NewDesc("boxoffice_holds_active", "Holds not yet ended or expired, in this node's replica of the shard.", shard, nil),
+
+		queueWaiting:     prometheus.NewDesc("boxoffice_queue_waiting", "Places not admitted yet in the event's queue (queue length), on the shard's leader.", []string{"event"}, nil),
+		queueAdmitted:    prometheus.NewDesc("boxoffice_queue_admitted_total", "Buyers admitted from the event's queue; its rate is the admission rate.", []string{"event"}, nil),
+		queueOutstanding: prometheus.NewDesc("boxoffice_queue_admitted_not_holding", "Admitted buyers whose pass is valid and who hold nothing yet.", []string{"event"}, nil),
 	}
 }
 
@@ -163,6 +178,9 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.applied
 	ch <- c.commit
 	ch <- c.activeHolds
+	ch <- c.queueWaiting
+	ch <- c.queueAdmitted
+	ch <- c.queueOutstanding
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -178,6 +196,16 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.commit, prometheus.GaugeValue, float64(st.CommitIndex), shard)
 		if n, err := c.node.Store(st.ID).ActiveHolds(activeHoldsCountMax); err == nil {
 			ch <- prometheus.MustNewConstMetric(c.activeHolds, prometheus.GaugeValue, float64(n), shard)
+		}
+		if st.State != "Leader" {
+			continue
+		}
+		if qs, err := c.node.Store(st.ID).Queues(); err == nil {
+			for _, q := range qs {
+				ch <- prometheus.MustNewConstMetric(c.queueWaiting, prometheus.GaugeValue, float64(q.Waiting()), q.Event)
+				ch <- prometheus.MustNewConstMetric(c.queueAdmitted, prometheus.CounterValue, float64(q.Admitted), q.Event)
+				ch <- prometheus.MustNewConstMetric(c.queueOutstanding, prometheus.GaugeValue, float64(q.Outstanding), q.Event)
+			}
 		}
 	}
 }

@@ -27,6 +27,8 @@ var statusOf = map[boxoffice.Code]int{
 	boxoffice.CodeUnauthorized:      http.StatusUnauthorized,
 	boxoffice.CodePaymentDeclined:   http.StatusPaymentRequired,
 	boxoffice.CodeForbidden:         http.StatusForbidden,
+	boxoffice.CodeAdmissionRequired: http.StatusForbidden,
+	boxoffice.CodeQueueNotFound:     http.StatusNotFound,
 	boxoffice.CodeEventNotFound:     http.StatusNotFound,
 	boxoffice.CodeHoldNotFound:      http.StatusNotFound,
 	boxoffice.CodeOrderNotFound:     http.StatusNotFound,

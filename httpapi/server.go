@@ -143,6 +143,7 @@ type Server struct {
 	srv  *fasthttp.Server
 
 	tokens  tokenCache
+	signer  signer // admission passes and place tokens (pass.go)
 	picks   inflightPicks
 	reqSeq  atomic.Uint64
 	metrics *Metrics
@@ -165,7 +166,7 @@ func New(node Node, cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	s := &Server{node: node, cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, closing: make(chan struct{})}
+	s := &Server{node: node, cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, closing: make(chan struct{}), signer: newSigner(cfg.AuthSecret)}
 	assets, err := loadWebAssets()
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: web page: %w", err)
@@ -316,6 +317,15 @@ func (s *Server) route(method string, p []string) (handler, bool) {
 		return func(c *fasthttp.RequestCtx) { s.changes(c, arg(1)) }, true
 	case is("POST", 3, "events", "*", "holds"):
 		return func(c *fasthttp.RequestCtx) { s.hold(c, arg(1)) }, true
+	// The waiting room (queue.go); protecting it is an organiser route (access.go).
+	case is("GET", 3, "events", "*", "queue"):
+		return func(c *fasthttp.RequestCtx) { s.getQueue(c, arg(1)) }, true
+	case is("POST", 3, "events", "*", "queue"):
+		return func(c *fasthttp.RequestCtx) { s.joinQueue(c, arg(1)) }, true
+	case is("GET", 4, "events", "*", "queue", "me"):
+		return func(c *fasthttp.RequestCtx) { s.myPlace(c, arg(1)) }, true
+	case is("GET", 4, "events", "*", "queue", "stream"):
+		return func(c *fasthttp.RequestCtx) { s.queueStream(c, arg(1)) }, true
 	case is("GET", 2, "holds"):
 		return func(c *fasthttp.RequestCtx) { s.getHold(c, arg(1)) }, true
 	case is("DELETE", 2, "holds"):

@@ -71,6 +71,9 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// SweepInterval is how often a leader proposes an expiry sweep.
 	SweepInterval time.Duration
+	// AdmissionInterval is how often a leader looks at the waiting rooms
+	// of its shards and proposes the openings and admission steps due.
+	AdmissionInterval time.Duration
 	// RebalanceInterval is how often a node checks the spread of leaders;
 	// zero disables rebalancing.
 	RebalanceInterval time.Duration
@@ -109,6 +112,7 @@ func DefaultConfig() Config {
 		InflightEntriesMax: 4,
 		ApplyTimeout:       5 * time.Second,
 		SweepInterval:      time.Second,
+		AdmissionInterval:  200 * time.Millisecond,
 		RebalanceInterval:  2 * time.Second,
 		RaftLogLevel:       "warn",
 	}
@@ -162,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	if c.ApplyTimeout <= 0 || c.SweepInterval <= 0 || c.RebalanceInterval < 0 {
 		add("ApplyTimeout and SweepInterval must be positive, RebalanceInterval not negative")
+	}
+	if c.AdmissionInterval < 10*time.Millisecond || c.AdmissionInterval > time.Minute {
+		add("AdmissionInterval %s out of range 10ms..1m", c.AdmissionInterval)
 	}
 	return errors.Join(errs...)
 }

@@ -9,6 +9,8 @@ package raftnode
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -207,6 +209,8 @@ func (n *Node) leaderDuties() {
 	ticks := 0
 	announce := time.NewTicker(100 * time.Millisecond)
 	defer announce.Stop()
+	admit := time.NewTicker(n.cfg.AdmissionInterval)
+	defer admit.Stop()
 	self := n.Self()
 	for {
 		select {
@@ -225,6 +229,12 @@ func (n *Node) leaderDuties() {
 					n.logger.Debug("announce addresses", "shard", s.id, "err", err)
 				}
 				cancel()
+			}
+		case <-admit.C:
+			for _, s := range n.shards {
+				if s.IsLeader() {
+					n.admissionSteps(s)
+				}
 			}
 		case <-t.C:
 			ticks++
@@ -491,4 +501,44 @@ func (n *Node) closeShards() error {
 		errs = append(errs, s.close())
 	}
 	return errors.Join(errs...)
+}
+
+// admissionSteps proposes the waiting-room steps due in a shard this node
+// leads: the opening of a queue whose time has come, with a seed drawn
+// now (nobody knows it before the opening, so arriving early gives no
+// edge), and the admission steps that would admit someone or change the
+// sold-out state. The state machine computes each step from its own state,
+// so a step proposed on stale knowledge does no harm.
+func (n *Node) admissionSteps(s *Shard) {
+	steps, err := s.store.QueueSteps(time.Now().UnixMilli())
+	if err != nil {
+		n.logger.Warn("queue steps", "shard", s.id, "err", err)
+		return
+	}
+	if len(steps) == 0 {
+		return // the common case: no queue, or nothing due (no write, no barrier)
+	}
+	if s.CaughtUp() != nil {
+		return // a new leader first applies what its predecessors committed
+	}
+	for _, c := range steps {
+		if o, ok := c.(*fsm.OpenQueue); ok {
+			var seed [8]byte
+			if _, err := rand.Read(seed[:]); err != nil {
+				n.logger.Error("draw a queue seed", "shard", s.id, "err", err)
+				return
+			}
+			o.Seed = binary.LittleEndian.Uint64(seed[:])
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+		res, err := s.Propose(ctx, c)
+		cancel()
+		if err != nil {
+			n.logger.Debug("queue step", "shard", s.id, "err", err)
+			return
+		}
+		if res.Admitted > 0 {
+			n.logger.Debug("admitted", "shard", s.id, "event", res.Queue.Event, "count", res.Admitted)
+		}
+	}
 }

@@ -57,6 +57,8 @@ type benchFlags struct {
 	payLatency time.Duration
 	// payLatencySet: --payment-latency was given (else serve's default).
 	payLatencySet bool
+	// The queue workload (benchqueue.go).
+	joins, lookups int
 }
 
 func benchCmd() *cobra.Command {
@@ -95,6 +97,7 @@ the ratios; --json then holds every system's result.`,
   boxoffice bench --workload rush --seats 20000 --duration 30s
   boxoffice bench --workload best-available --seats 20000 --users 128
   boxoffice bench --workload multi --events 4 --seats 20000
+  boxoffice bench --workload queue --joins 1000000 --lookups 200000 --users 256 --duration 2m
   BOXOFFICE_AUTH_SECRET=... boxoffice bench --target http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -107,7 +110,7 @@ the ratios; --json then holds every system's result.`,
 	fl.BoolVar(&f.compare, "compare", false, "run every system ("+strings.Join(bench.Systems, ", ")+") on the same workload, one after another, and print a table with the ratios")
 	fl.IntVar(&f.pgPool, "pg-pool", bench.DefaultPostgresConfig().PoolConns, "postgres: connections in the pool the users share")
 	fl.StringVar(&f.target, "target", "", "comma-separated base URLs of the cluster's nodes (default: start a local cluster)")
-	fl.StringVar(&f.workload, "workload", d.Workload, "onsale (users arrive over --ramp), rush (all start at once), best-available (holds by category and quantity) or multi (--events events at once)")
+	fl.StringVar(&f.workload, "workload", d.Workload, "onsale (users arrive over --ramp), rush (all start at once), best-available (holds by category and quantity), multi (--events events at once) or queue (--joins buyers join a protected on-sale's waiting room, then --lookups position look-ups)")
 	fl.IntVar(&f.events, "events", d.Events, "multi: number of events, each of --seats/--events seats")
 	fl.IntVar(&f.seats, "seats", d.Seats, "seats of the event")
 	fl.IntVar(&f.users, "users", d.Users, "virtual users")
@@ -132,10 +135,15 @@ the ratios; --json then holds every system's result.`,
 	fl.BoolVar(&f.spread, "spread-writes", false, "boxoffice: users send writes to the node they start at, which forwards them, instead of straight to the shard's leader")
 	fl.DurationVar(&f.payLatency, "payment-latency", payment.DefaultSimConfig().LatencyMedian, "local cluster: the simulated gateway's median latency (serve --payment-latency); peers: their simulated charge's")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no live progress line on stderr")
+	fl.IntVar(&f.joins, "joins", 1_000_000, "queue: distinct buyers who join the event's queue")
+	fl.IntVar(&f.lookups, "lookups", 200_000, "queue: position look-ups after the joins")
 	return c
 }
 
 func runBench(ctx context.Context, f benchFlags, stdout, stderr io.Writer) error {
+	if f.workload == bench.WorkloadQueue {
+		return runQueueBench(ctx, f, stdout, stderr)
+	}
 	cfg := bench.DefaultConfig()
 	cfg.Workload, cfg.Seats, cfg.Users, cfg.Duration, cfg.Ramp = f.workload, f.seats, f.users, f.duration, f.ramp
 	cfg.Events = f.events

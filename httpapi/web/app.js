@@ -26,6 +26,7 @@
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (token()) headers['Authorization'] = 'Bearer ' + token();
     if (opts.idempotencyKey) headers['Idempotency-Key'] = opts.idempotencyKey;
+    Object.assign(headers, opts.headers || {});
     const tries = opts.tries || 1;
     for (let attempt = 1; ; attempt++) {
       let resp;
@@ -120,6 +121,9 @@
     if ((m = h.match(/^\/event\/([A-Za-z0-9._-]{1,64})$/))) {
       $('#view-event').hidden = false;
       leaveView = showEvent(m[1]);
+    } else if ((m = h.match(/^\/queue\/([A-Za-z0-9._-]{1,64})$/))) {
+      $('#view-queue').hidden = false;
+      leaveView = showQueue(m[1]);
     } else if (h === '/orders') {
       $('#view-orders').hidden = false;
       showOrders();
@@ -459,6 +463,92 @@
   let clockSkewMs = 0;
   function serverNow() { return Date.now() + clockSkewMs; }
 
+  // ---- the waiting room of a protected on-sale ---------------------------------------
+
+  // An admission pass is kept per event for the tab (sessionStorage) until
+  // it expires; holds of the event send it in X-Admission-Pass.
+  const passKey = (event) => 'boxoffice.pass.' + event;
+  function storedPass(event) {
+    try {
+      const p = JSON.parse(sessionStorage.getItem(passKey(event)) || 'null');
+      if (p && Date.parse(p.expiresAt) > serverNow()) return p;
+    } catch (e) { /* none */ }
+    return null;
+  }
+
+  async function needsQueue(event) {
+    if (storedPass(event)) return false;
+    try {
+      await api('GET', '/v1/events/' + encodeURIComponent(event) + '/queue');
+      return true;
+    } catch (e) {
+      if (e.code === 'queue_not_found') return false;
+      throw e;
+    }
+  }
+
+  // showQueue shows the buyer's place, live: a stream (Server-Sent Events,
+  // named by the place token, since EventSource sends no header) brings
+  // every change of position, and the pass once admitted; then the page
+  // moves to the seat map.
+  function showQueue(event) {
+    let closed = false;
+    let es = null;
+    $('#q-title').textContent = 'Waiting room: ' + event;
+    $('#q-join').hidden = true;
+    $('#q-box').hidden = true;
+    say('', false);
+    const base = '/v1/events/' + encodeURIComponent(event) + '/queue';
+    const show = (p) => {
+      window.boxoffice.place = p;
+      $('#q-box').hidden = false;
+      $('#q-join').hidden = true;
+      const pos = $('#q-position');
+      pos.textContent = p.position == null ? '–' : p.position.toLocaleString();
+      $('#q-wait').textContent = p.estimatedWaitSeconds == null ? '' : '(about ' + Math.max(1, Math.round(p.estimatedWaitSeconds / 60)) + ' min)';
+      $('#q-counts').textContent = p.queue.waiting.toLocaleString() + ' waiting, ' + p.queue.admitted.toLocaleString() + ' let in';
+      $('#q-state').textContent = {
+        waiting: p.queue.opened ? 'You are in the queue.' : 'The sale opens at ' + new Date(p.queue.opensAt).toLocaleString() + '; your place is drawn then.',
+        admitted: 'It is your turn!',
+        expired: 'Your turn has passed: your admission expired.',
+        sold_out: 'Sold out: no seats are left for now. Stay in the queue in case some come back.',
+      }[p.state] || p.state;
+      if (p.state === 'admitted' && p.pass) {
+        sessionStorage.setItem(passKey(event), JSON.stringify(p.pass));
+        if (es) { es.close(); es = null; }
+        if (!closed) location.hash = '#/event/' + event;
+      }
+    };
+    const follow = (p) => {
+      show(p);
+      if (closed || p.state === 'admitted' || p.state === 'expired') return;
+      es = new EventSource(base + '/stream?place=' + encodeURIComponent(p.placeToken));
+      es.onopen = () => { $('#q-live').textContent = 'live'; $('#q-live').className = 'live on'; };
+      es.onerror = () => { $('#q-live').textContent = 'reconnecting…'; $('#q-live').className = 'live'; };
+      es.onmessage = (m) => { try { show(JSON.parse(m.data)); } catch (e) { /* skip */ } };
+    };
+    (async () => {
+      if (!token()) { say('Sign in to join the queue', true, 'unauthorized'); return; }
+      try {
+        follow(await api('GET', base + '/me'));
+      } catch (e) {
+        if (e.code !== 'queue_not_found') { fail(e); return; }
+        $('#q-join').hidden = false;
+      }
+    })();
+    $('#q-join').onclick = async () => {
+      $('#q-join').disabled = true;
+      try {
+        follow(await api('POST', base, undefined, { idempotencyKey: newKey(), tries: 4 }));
+      } catch (e) {
+        fail(e);
+      } finally {
+        $('#q-join').disabled = false;
+      }
+    };
+    return () => { closed = true; if (es) es.close(); };
+  }
+
   // ---- the event page ------------------------------------------------------------
 
   let map = null;       // the SeatMap on screen
@@ -484,6 +574,12 @@
   }
 
   async function loadEvent(id, isClosed) {
+    // A protected on-sale: without a valid admission pass, the buyer waits
+    // in the queue first (the waiting room moves it back here once in).
+    if (await needsQueue(id)) {
+      if (!isClosed()) location.hash = '#/queue/' + id;
+      return;
+    }
     const ev = await api('GET', '/v1/events/' + encodeURIComponent(id));
     if (isClosed()) return;
     $('#ev-title').textContent = ev.name;
@@ -615,8 +711,9 @@
     const seats = Array.from(map.picked, (i) => map.id(i));
     $('#hold-btn').disabled = true;
     try {
+      const pass = storedPass(map.ev.id);
       const h = await api('POST', '/v1/events/' + encodeURIComponent(map.ev.id) + '/holds', { seats },
-        { idempotencyKey: newKey(), tries: 4 });
+        { idempotencyKey: newKey(), tries: 4, headers: pass ? { 'X-Admission-Pass': pass.token } : {} });
       startHold(h);
       say('Held ' + seats.length + ' seat(s)', false);
     } catch (e) {
@@ -980,6 +1077,7 @@
   window.boxoffice = {
     messages: 0,
     drawMs: null,
+    place: null, // the buyer's place in a waiting room, as last shown
     ready() { return !!(map && live && live.es.readyState === 1); },
     seatState(id) {
       if (!map) return null;
