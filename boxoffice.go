@@ -9,6 +9,7 @@ package boxoffice
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -171,28 +172,111 @@ type Category struct {
 	PriceCents int64  `json:"priceCents"`
 }
 
-// Section is a rectangular block of seats: Rows rows of SeatsPerRow seats,
-// all of one category. Seat ids are "<section>-<row>-<number>", from 1.
+// Section is a block of seats of one category: Rows rows of SeatsPerRow
+// seats, less what RowSeats and Gaps leave out. Seat ids are
+// "<section>-<row>-<number>", from 1.
 type Section struct {
 	ID          string `json:"id"`
 	Category    string `json:"category"`
 	Rows        int    `json:"rows"`
 	SeatsPerRow int    `json:"seatsPerRow"`
+	Position    *Point `json:"position,omitempty"`
+	// RowSeats, if set, is the seat count of each row (one per row, each
+	// 1..SeatsPerRow): row r has seats 1..RowSeats[r-1].
+	RowSeats []int `json:"rowSeats,omitempty"`
+	// Gaps are seats ("<row>-<number>") that do not exist: an aisle, a
+	// pillar. Numbers are not shifted: the seat after a gap keeps its own.
+	Gaps []string `json:"gaps,omitempty"`
+	// Flags mark seats ("<row>-<number>"), e.g. {"flag":"accessible"}.
+	Flags []SeatFlag `json:"flags,omitempty"`
+}
+
+// SeatFlag marks some seats of a section.
+type SeatFlag struct {
+	Flag  string   `json:"flag"`
+	Seats []string `json:"seats"`
+}
+
+// Equal reports whether two sections are the same (Position by value).
+func (s Section) Equal(o Section) bool {
+	if s.ID != o.ID || s.Category != o.Category || s.Rows != o.Rows || s.SeatsPerRow != o.SeatsPerRow ||
+		!slices.Equal(s.RowSeats, o.RowSeats) || !slices.Equal(s.Gaps, o.Gaps) ||
+		!slices.EqualFunc(s.Flags, o.Flags, func(a, b SeatFlag) bool { return a.Flag == b.Flag && slices.Equal(a.Seats, b.Seats) }) {
+		return false
+	}
+	if s.Position == nil || o.Position == nil {
+		return s.Position == nil && o.Position == nil
+	}
+	return *s.Position == *o.Position
+}
+
+// Seats is the number of seats of a valid section.
+func (s Section) Seats() int {
+	n := s.Rows * s.SeatsPerRow
+	if len(s.RowSeats) == s.Rows {
+		n = 0
+		for _, c := range s.RowSeats {
+			n += c
+		}
+	}
+	return n - len(s.Gaps)
+}
+
+// exists reports whether seat (row, num) of a valid section exists, gaps
+// given as a set.
+func (s Section) exists(row, num int, gaps map[[2]int]bool) bool {
+	if row < 1 || row > s.Rows || num < 1 || num > s.SeatsPerRow {
+		return false
+	}
+	if len(s.RowSeats) == s.Rows && num > s.RowSeats[row-1] {
+		return false
+	}
+	return !gaps[[2]int{row, num}]
+}
+
+// ParseRowSeat parses "<row>-<number>" (canonical decimal, from 1).
+func ParseRowSeat(s string) (row, num int, ok bool) {
+	r, n, found := strings.Cut(s, "-")
+	if !found {
+		return 0, 0, false
+	}
+	row, err1 := strconv.Atoi(r)
+	num, err2 := strconv.Atoi(n)
+	if err1 != nil || err2 != nil || row < 1 || num < 1 || strconv.Itoa(row) != r || strconv.Itoa(num) != n {
+		return 0, 0, false
+	}
+	return row, num, true
 }
 
 // Venue is the seat layout of an event, described compactly: a 100,000-seat
 // venue is a handful of sections, expanded into seats only where needed.
+// Areas are its general-admission areas, numbered after the sections.
 type Venue struct {
 	Sections []Section `json:"sections"`
+	Areas    []Area    `json:"areas,omitempty"`
 }
 
-// Capacity is the number of seats in the venue.
+// Capacity is the number of places in the venue: seats and
+// general-admission places.
 func (v Venue) Capacity() int {
 	n := 0
 	for _, s := range v.Sections {
-		n += s.Rows * s.SeatsPerRow
+		n += s.Seats()
+	}
+	for _, a := range v.Areas {
+		n += a.Capacity
 	}
 	return n
+}
+
+// Area returns the general-admission area with the given id.
+func (v Venue) Area(id string) (Area, bool) {
+	for _, a := range v.Areas {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return Area{}, false
 }
 
 // Limits bound what one buyer may do on one event.
@@ -212,6 +296,10 @@ type Event struct {
 	Categories []Category `json:"categories"`
 	Venue      Venue      `json:"venue"`
 	Limits     Limits     `json:"limits"`
+	// VenueID and VenueVersion name the reusable venue (and its version)
+	// the event's venue was copied from, if any.
+	VenueID      string `json:"venueId,omitempty"`
+	VenueVersion int    `json:"venueVersion,omitempty"`
 }
 
 // Category returns the category with the given id.
@@ -257,30 +345,9 @@ func (e *Event) Validate() error {
 			add("category %q: priceCents must not be negative", c.ID)
 		}
 	}
-	if len(e.Venue.Sections) == 0 || len(e.Venue.Sections) > SectionsMax {
-		add("venue: 1..%d sections required", SectionsMax)
-	}
-	secs := make(map[string]bool, len(e.Venue.Sections))
-	total := 0
-	for _, s := range e.Venue.Sections {
-		switch {
-		case !ValidID(s.ID) || strings.Contains(s.ID, "-"):
-			add("section id %q must match [A-Za-z0-9._]{1,%d} (no '-': it separates seat id parts)", s.ID, IDLenMax)
-		case secs[s.ID]:
-			add("section %q appears twice", s.ID)
-		}
-		secs[s.ID] = true
-		if !cats[s.Category] {
-			add("section %q: unknown category %q", s.ID, s.Category)
-		}
-		if s.Rows < 1 || s.Rows > RowsPerSectionMax || s.SeatsPerRow < 1 || s.SeatsPerRow > SeatsPerRowMax {
-			add("section %q: rows must be 1..%d and seatsPerRow 1..%d", s.ID, RowsPerSectionMax, SeatsPerRowMax)
-			continue
-		}
-		total += s.Rows * s.SeatsPerRow
-	}
-	if total > SeatsPerEventMax {
-		add("venue has %d seats, more than %d", total, SeatsPerEventMax)
+	validateLayout(e.Venue, cats, add)
+	if e.VenueID != "" && !ValidID(e.VenueID) || e.VenueVersion < 0 || e.VenueVersion > VenueVersionsMax || e.VenueID == "" && e.VenueVersion != 0 {
+		add("venueId %q must be a valid id and venueVersion 1..%d", e.VenueID, VenueVersionsMax)
 	}
 	if e.Limits.MaxSeatsPerBuyer < 1 || e.Limits.MaxSeatsPerBuyer > MaxSeatsPerBuyerMax {
 		add("limits.maxSeatsPerBuyer must be 1..%d", MaxSeatsPerBuyerMax)
@@ -301,6 +368,8 @@ type Seat struct {
 	State    SeatState `json:"-"`
 	Hold     string    `json:"hold,omitempty"`
 	Order    string    `json:"order,omitempty"`
+	// Flags are the section's flags of the seat, e.g. "accessible".
+	Flags []string `json:"flags,omitempty"`
 }
 
 // Hold is a time-limited claim of one buyer on some seats of one event.

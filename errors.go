@@ -45,6 +45,8 @@ const (
 	// CodeQueueNotFound: the event's on-sale is not protected, or the
 	// caller has no place in its queue.
 	CodeQueueNotFound Code = "queue_not_found"
+	CodeVenueNotFound Code = "venue_not_found"
+	CodeVenueExists   Code = "venue_exists"
 )
 
 // Codes lists every code, for documentation and tests.
@@ -55,7 +57,7 @@ func Codes() []Code {
 		CodeOrderNotActive, CodeHoldExtendLimit, CodeLayoutShrink, CodeForbidden, CodeUnauthorized,
 		CodeNotFound, CodeMethodNotAllowed, CodeBodyTooLarge, CodeNotLeader, CodeNoLeader,
 		CodeUnavailable, CodeTimeout, CodeMemberNotFound, CodeInternal, CodePaymentDeclined,
-		CodePaymentUnknown, CodeIdempotencyReused, CodeAdmissionRequired, CodeQueueNotFound,
+		CodePaymentUnknown, CodeIdempotencyReused, CodeAdmissionRequired, CodeQueueNotFound, CodeVenueNotFound, CodeVenueExists,
 	}
 }
 
@@ -115,4 +117,6 @@ var (
 	ErrNotFound        = &Error{Code: CodeNotFound}
 	ErrAdmission       = &Error{Code: CodeAdmissionRequired}
 	ErrQueueNotFound   = &Error{Code: CodeQueueNotFound}
+	ErrVenueNotFound   = &Error{Code: CodeVenueNotFound}
+	ErrVenueExists     = &Error{Code: CodeVenueExists}
 )

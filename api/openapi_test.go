@@ -60,7 +60,18 @@ func operations(doc *openapi3.T) []operation {
 }
 
 func isWrite(method string) bool {
-	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete
+	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete || method == http.MethodPut
+}
+
+// takesKey reports whether an operation accepts an Idempotency-Key: every
+// POST, PATCH and DELETE, and a PUT that is not the same when repeated (a
+// venue's PUT makes a new version each time); a PUT that is (an access
+// grant) takes none.
+func takesKey(o operation) bool {
+	if o.method == http.MethodPut {
+		return strings.HasPrefix(o.path, "/v1/venues/")
+	}
+	return isWrite(o.method)
 }
 
 // TestDocumentIsValid checks the document loads, is valid OpenAPI 3, and
@@ -74,7 +85,7 @@ func TestDocumentIsValid(t *testing.T) {
 	for _, o := range operations(doc) {
 		assert.NotEmpty(t, o.op.OperationID, "%s: operationId", o)
 		v1 := strings.HasPrefix(o.path, "/v1/")
-		recorded := isWrite(o.method) && !strings.HasPrefix(o.path, "/v1/cluster")
+		recorded := takesKey(o) && !strings.HasPrefix(o.path, "/v1/cluster")
 		assert.Equal(t, recorded, o.op.Responses.Status(422) != nil, "%s: 422 idempotency_key_reused is documented on recorded writes, only", o)
 		hasIdem := false
 		for _, p := range o.op.Parameters {
@@ -82,7 +93,7 @@ func TestDocumentIsValid(t *testing.T) {
 				hasIdem = true
 			}
 		}
-		assert.Equal(t, isWrite(o.method), hasIdem, "%s: Idempotency-Key is accepted by writes, only", o)
+		assert.Equal(t, takesKey(o), hasIdem, "%s: Idempotency-Key is accepted by writes, only (but a PUT that is the same when repeated)", o)
 		if o.op.Security != nil && len(*o.op.Security) > 0 {
 			assert.NotNil(t, o.op.Responses.Status(401), "%s needs a token: document 401", o)
 		}
@@ -539,6 +550,7 @@ func TestServerConformsToDocument(t *testing.T) {
 	t.Run("operations", k.testOperations)
 	t.Run("events", k.testEvents)
 	t.Run("event update", k.testEventUpdate)
+	t.Run("venues and general admission", k.testVenues)
 	t.Run("event filters and pages", k.testEventPages)
 	t.Run("seats", k.testSeats)
 	t.Run("holds", k.testHolds)
@@ -555,6 +567,87 @@ func TestServerConformsToDocument(t *testing.T) {
 	t.Run("queue", k.testQueue)
 	t.Run("cluster", k.testCluster)
 	t.Run("every operation exercised", k.testCoverage)
+}
+
+func (k *conformance) testVenues(t *testing.T) {
+	venue := map[string]any{
+		"id": "conf-arena", "name": "Arena", "location": "Berlin",
+		"categories": []map[string]any{{"id": "floor", "name": "Floor"}, {"id": "ga", "name": "Standing"}},
+		"sections":   []map[string]any{{"id": "A", "category": "floor", "rows": 2, "seatsPerRow": 3, "position": map[string]int{"x": 1, "y": 2}}},
+		"areas":      []map[string]any{{"id": "PIT", "category": "ga", "capacity": 3}},
+	}
+	v := decode[map[string]any](t, k.must(t, step{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: venue, idemKey: "v-1", want: 201}))
+	assert.EqualValues(t, 1, v["version"])
+	assert.EqualValues(t, 9, v["capacity"])
+	dup := map[string]any{"id": "conf-bad", "name": "Bad", "categories": []map[string]any{{"id": "c"}},
+		"sections": []map[string]any{{"id": "A", "category": "c", "rows": 1, "seatsPerRow": 1}, {"id": "A", "category": "c", "rows": 1, "seatsPerRow": 2}}}
+	empty := map[string]any{"id": "conf-bad", "name": "Bad", "categories": []map[string]any{{"id": "c"}}}
+	for _, s := range []step{
+		{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: venue, want: 409, code: "venue_exists"},
+		{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: dup, want: 400, code: "invalid_argument"},
+		{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: empty, want: 400, code: "invalid_argument"},
+		{method: "POST", path: "/v1/venues", token: buyer("b1"), body: venue, want: 403, code: "forbidden"},
+		{method: "POST", path: "/v1/venues", body: venue, want: 401, code: "unauthorized", invalid: true},
+		{method: "GET", path: "/v1/venues/conf-bad", want: 404, code: "venue_not_found"},
+		{method: "GET", path: "/v1/venues/conf-arena?version=2", want: 404, code: "venue_not_found"},
+		{method: "PUT", path: "/v1/venues/conf-arena", token: organiser("other"), body: venue, want: 403, code: "forbidden"},
+		{method: "PUT", path: "/v1/venues/conf-nope", token: organiser("vorg"), body: empty, want: 400, code: "invalid_argument"},
+	} {
+		k.do(t, s)
+	}
+	// A new version: an event made from version 1 keeps version 1.
+	venue["areas"] = []map[string]any{{"id": "PIT", "category": "ga", "capacity": 30}}
+	v = decode[map[string]any](t, k.must(t, step{method: "PUT", path: "/v1/venues/conf-arena", token: organiser("vorg"), body: venue, idemKey: "v-put", want: 200}))
+	assert.EqualValues(t, 2, v["version"])
+	// A retry with its key is answered from the record: no version 3.
+	a := k.must(t, step{method: "PUT", path: "/v1/venues/conf-arena", token: organiser("vorg"), body: venue, idemKey: "v-put", want: 200})
+	assert.EqualValues(t, 2, decode[map[string]any](t, a)["version"])
+	assert.Equal(t, "true", a.header.Get("Idempotent-Replayed"))
+	delete(venue, "id")
+	k.do(t, step{method: "PUT", path: "/v1/venues/conf-nope", token: organiser("vorg"), body: venue, want: 404, code: "venue_not_found"})
+	k.settle(t)
+	l := decode[struct {
+		Venues []map[string]any `json:"venues"`
+	}](t, k.must(t, step{method: "GET", path: "/v1/venues?limit=500", want: 200}))
+	assert.Len(t, l.Venues, 1)
+	v = decode[map[string]any](t, k.must(t, step{method: "GET", path: "/v1/venues/conf-arena?version=1&consistency=strong", want: 200}))
+	assert.EqualValues(t, 9, v["capacity"])
+
+	ev := map[string]any{"id": "conf-ga", "name": "GA night", "venueId": "conf-arena", "venueVersion": 1,
+		"categories": []map[string]any{{"id": "floor", "priceCents": 5000}, {"id": "ga", "priceCents": 2000}},
+		"limits":     map[string]any{"maxSeatsPerBuyer": 4}}
+	e := decode[map[string]any](t, k.must(t, step{method: "POST", path: "/v1/events", token: organiser("org1"), body: ev, want: 201}))
+	assert.EqualValues(t, 1, e["venueVersion"])
+	assert.EqualValues(t, 9, e["capacity"])
+	h := decode[holdOut](t, k.must(t, step{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g1"), body: `{"area":"PIT","quantity":2}`, want: 201}))
+	assert.Equal(t, []string{"GA-PIT-1", "GA-PIT-2"}, h.Seats)
+	for _, s := range []step{
+		{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g2"), body: `{"area":"PIT","quantity":2}`, want: 409, code: "seat_unavailable"},
+		{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g2"), body: `{"seats":["GA-PIT-3"]}`, want: 400, code: "invalid_argument"},
+		{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g2"), body: `{"area":"PIT","quantity":1,"seats":["GA-PIT-3"]}`, want: 400, code: "invalid_argument", invalid: true},
+		{method: "POST", path: "/v1/events/conf-ga/holds", token: buyer("g2"), body: `{"area":"NOPE","quantity":1}`, want: 400, code: "invalid_argument"},
+		{method: "POST", path: "/v1/events", token: organiser("org1"), body: map[string]any{"id": "conf-ga2", "name": "X", "venueId": "conf-nope",
+			"categories": []map[string]any{{"id": "ga", "priceCents": 1}}}, want: 404, code: "venue_not_found"},
+		{method: "POST", path: "/v1/events", token: organiser("org1"), body: map[string]any{"id": "conf-ga2", "name": "X", "venueId": "conf-arena",
+			"categories": []map[string]any{{"id": "ga", "priceCents": 1}}}, want: 400, code: "invalid_argument"},
+	} {
+		k.do(t, s)
+	}
+	m := k.seatStates(t, "conf-ga", "section=PIT")
+	assert.Equal(t, map[string]string{"GA-PIT-1": "held", "GA-PIT-2": "held", "GA-PIT-3": "free"}, m)
+
+	// Rows of their own lengths, an aisle, accessible seats: the holes are
+	// no seats of an event made from the venue.
+	rowsVenue := map[string]any{"id": "conf-rows", "name": "Rows", "categories": []map[string]any{{"id": "floor"}},
+		"sections": []map[string]any{{"id": "R", "category": "floor", "rows": 2, "seatsPerRow": 4, "rowSeats": []int{3, 4}, "gaps": []string{"2-2"},
+			"flags": []map[string]any{{"flag": "accessible", "seats": []string{"1-1"}}}}}}
+	v = decode[map[string]any](t, k.must(t, step{method: "POST", path: "/v1/venues", token: organiser("vorg"), body: rowsVenue, want: 201}))
+	assert.EqualValues(t, 6, v["capacity"])
+	k.must(t, step{method: "POST", path: "/v1/events", token: organiser("org1"), want: 201, body: map[string]any{"id": "conf-rows-ev", "name": "Rows",
+		"venueId": "conf-rows", "categories": []map[string]any{{"id": "floor", "priceCents": 100}}}})
+	m = k.seatStates(t, "conf-rows-ev", "consistency=strong")
+	assert.Equal(t, map[string]string{"R-1-1": "free", "R-1-2": "free", "R-1-3": "free", "R-2-1": "free", "R-2-3": "free", "R-2-4": "free"}, m)
+	k.do(t, step{method: "POST", path: "/v1/events/conf-rows-ev/holds", token: buyer("g3"), body: `{"seats":["R-2-2"]}`, want: 400, code: "seat_not_found"})
 }
 
 func (k *conformance) testOperations(t *testing.T) {

@@ -129,7 +129,7 @@ func (c *Client) Hold(ctx context.Context, event string, r HoldRequest) (*Hold, 
 	if err := checkID("event", event); err != nil {
 		return nil, err
 	}
-	in := holdRequestJSON{Seats: r.Seats, Category: r.Category, Quantity: r.Quantity, Adjacent: r.Adjacent, TTLSeconds: seconds(r.TTL)}
+	in := holdRequestJSON{Seats: r.Seats, Area: r.Area, Category: r.Category, Quantity: r.Quantity, Adjacent: r.Adjacent, TTLSeconds: seconds(r.TTL)}
 	var out Hold
 	if _, err := c.do(ctx, http.MethodPost, "/v1/events/"+event+"/holds", in, &out); err != nil {
 		return nil, err
@@ -343,4 +343,66 @@ func (c *Client) TransferLeadership(ctx context.Context, shard int, to string) e
 	}{shard, to}
 	_, err := c.do(ctx, http.MethodPost, "/v1/cluster/transfer-leadership", in, nil)
 	return err
+}
+
+// CreateVenue creates a reusable venue, version 1 (organiser or admin).
+func (c *Client) CreateVenue(ctx context.Context, v *VenueChart) (*VenueChart, error) {
+	if err := checkID("venue", v.ID); err != nil {
+		return nil, err
+	}
+	var out VenueChart
+	if _, err := c.do(ctx, http.MethodPost, "/v1/venues", venueInput(v), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateVenue replaces venue v.ID with a new version (its owner or an
+// admin); events made from earlier versions keep theirs.
+func (c *Client) UpdateVenue(ctx context.Context, v *VenueChart) (*VenueChart, error) {
+	if err := checkID("venue", v.ID); err != nil {
+		return nil, err
+	}
+	var out VenueChart
+	if _, err := c.do(ctx, http.MethodPut, "/v1/venues/"+v.ID, venueInput(v), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetVenue returns a venue's version, 0 for the newest.
+func (c *Client) GetVenue(ctx context.Context, id string, version int) (*VenueChart, error) {
+	if err := checkID("venue", id); err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	if version != 0 {
+		q.Set("version", strconv.Itoa(version))
+	}
+	var out VenueChart
+	if _, err := c.do(ctx, http.MethodGet, withQuery(ctx, "/v1/venues/"+id, q), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListVenues lists venues (their newest versions) in id order, after
+// cursor ("" for the first page); limit 0 is the server's default.
+func (c *Client) ListVenues(ctx context.Context, cursor string, limit int) (VenuePage, error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var page VenuePage
+	_, err := c.do(ctx, http.MethodGet, withQuery(ctx, "/v1/venues", q), nil, &page)
+	return page, err
+}
+
+// venueInput is what CreateVenue and UpdateVenue send: the fields a
+// creator chooses.
+func venueInput(v *VenueChart) VenueChart {
+	return VenueChart{ID: v.ID, Name: v.Name, Location: v.Location, Categories: v.Categories, Sections: v.Sections, Areas: v.Areas}
 }

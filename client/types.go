@@ -24,11 +24,69 @@ type Section struct {
 	Category    string `json:"category"`
 	Rows        int    `json:"rows"`
 	SeatsPerRow int    `json:"seatsPerRow"`
+	Position    *Point `json:"position,omitempty"`
+	// RowSeats, if set, is the seat count of each row; Gaps are seats
+	// ("<row>-<number>") that do not exist; Flags mark seats, e.g.
+	// {Flag: "accessible", Seats: []string{"1-1"}}.
+	RowSeats []int      `json:"rowSeats,omitempty"`
+	Gaps     []string   `json:"gaps,omitempty"`
+	Flags    []SeatFlag `json:"flags,omitempty"`
 }
 
-// Venue is an event's seat layout.
+// SeatFlag marks some seats of a section.
+type SeatFlag struct {
+	Flag  string   `json:"flag"`
+	Seats []string `json:"seats"`
+}
+
+// Point is where a section or area sits on the venue's map.
+type Point struct {
+	X int `json:"x"`
+	Y int `json:"y"`
+}
+
+// Area is a general-admission area: Capacity places, no seat ids. A hold
+// asks it for a quantity (HoldRequest.Area) and gets places "GA-<area>-<n>".
+type Area struct {
+	ID       string `json:"id"`
+	Category string `json:"category"`
+	Capacity int    `json:"capacity"`
+	Position *Point `json:"position,omitempty"`
+}
+
+// Venue is an event's seat layout: seated sections and general-admission
+// areas.
 type Venue struct {
 	Sections []Section `json:"sections"`
+	Areas    []Area    `json:"areas,omitempty"`
+}
+
+// VenueCategory is a category of a reusable venue: named, not priced.
+type VenueCategory struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// VenueChart is a reusable, versioned venue. CreateVenue and UpdateVenue
+// send ID, Name, Location, Categories, Sections and Areas; the server sets
+// Version, Owner, UpdatedAt and Capacity.
+type VenueChart struct {
+	ID         string          `json:"id"`
+	Version    int             `json:"version,omitempty"`
+	Name       string          `json:"name"`
+	Location   string          `json:"location,omitempty"`
+	Owner      string          `json:"owner,omitempty"`
+	UpdatedAt  string          `json:"updatedAt,omitempty"`
+	Categories []VenueCategory `json:"categories"`
+	Sections   []Section       `json:"sections"`
+	Areas      []Area          `json:"areas,omitempty"`
+	Capacity   int             `json:"capacity,omitempty"`
+}
+
+// VenuePage is one page of ListVenues.
+type VenuePage struct {
+	Venues     []VenueChart `json:"venues"`
+	NextCursor string       `json:"nextCursor"`
 }
 
 // Limits bound what one buyer may do on an event. A zero field is left out
@@ -50,6 +108,10 @@ type Availability struct {
 // Event is an on-sale. CreateEvent sends ID, Name, Type, StartsAt,
 // Location, Categories, Venue and Limits; the server sets Organiser (the
 // token's subject) and Capacity, and fills Availability on GetEvent.
+//
+// VenueID (with VenueVersion, 0 for the newest) makes the event from a
+// reusable venue instead of Venue; then Categories price the venue's
+// categories.
 type Event struct {
 	ID           string
 	Name         string
@@ -62,6 +124,8 @@ type Event struct {
 	Limits       Limits
 	Capacity     int
 	Availability []Availability
+	VenueID      string
+	VenueVersion int
 }
 
 type eventJSON struct {
@@ -76,6 +140,8 @@ type eventJSON struct {
 	Limits       *Limits        `json:"limits,omitempty"`
 	Capacity     int            `json:"capacity,omitempty"`
 	Availability []Availability `json:"availability,omitempty"`
+	VenueID      string         `json:"venueId,omitempty"`
+	VenueVersion int            `json:"venueVersion,omitempty"`
 }
 
 // MarshalJSON writes the wire shape, times in RFC 3339.
@@ -83,7 +149,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	j := eventJSON{
 		ID: e.ID, Name: e.Name, Type: e.Type, StartsAt: formatTime(e.StartsAt), Location: e.Location,
 		Organiser: e.Organiser, Categories: e.Categories, Venue: e.Venue,
-		Capacity: e.Capacity, Availability: e.Availability,
+		Capacity: e.Capacity, Availability: e.Availability, VenueID: e.VenueID, VenueVersion: e.VenueVersion,
 	}
 	if e.Limits != (Limits{}) {
 		l := e.Limits
@@ -105,6 +171,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	*e = Event{
 		ID: j.ID, Name: j.Name, Type: j.Type, StartsAt: t, Location: j.Location, Organiser: j.Organiser,
 		Categories: j.Categories, Venue: j.Venue, Capacity: j.Capacity, Availability: j.Availability,
+		VenueID: j.VenueID, VenueVersion: j.VenueVersion,
 	}
 	if j.Limits != nil {
 		e.Limits = *j.Limits
@@ -116,7 +183,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 func eventInput(e *Event) eventJSON {
 	j := eventJSON{
 		ID: e.ID, Name: e.Name, Type: e.Type, StartsAt: formatTime(e.StartsAt), Location: e.Location,
-		Categories: e.Categories, Venue: e.Venue,
+		Categories: e.Categories, Venue: e.Venue, VenueID: e.VenueID, VenueVersion: e.VenueVersion,
 	}
 	if e.Limits != (Limits{}) {
 		l := e.Limits
@@ -208,6 +275,8 @@ type Seat struct {
 	// Hold and Order own a held or sold seat, with SeatQuery.Owners.
 	Hold  string `json:"hold,omitempty"`
 	Order string `json:"order,omitempty"`
+	// Flags are the seat's flags, e.g. "accessible".
+	Flags []string `json:"flags,omitempty"`
 }
 
 // SeatMap is the seats of an event as of the shard's applied Raft Index.
@@ -219,8 +288,11 @@ type SeatMap struct {
 
 // HoldRequest asks for seats, either by id (Seats) or by count (Category,
 // Quantity, Adjacent). All or nothing: on seat_unavailable no seat is held.
+//
+// Area asks a general-admission area for Quantity places instead.
 type HoldRequest struct {
 	Seats    []string
+	Area     string
 	Category string
 	Quantity int
 	// Adjacent asks for Quantity seats next to each other in one row.
@@ -232,6 +304,7 @@ type HoldRequest struct {
 
 type holdRequestJSON struct {
 	Seats      []string `json:"seats,omitempty"`
+	Area       string   `json:"area,omitempty"`
 	Category   string   `json:"category,omitempty"`
 	Quantity   int      `json:"quantity,omitempty"`
 	Adjacent   bool     `json:"adjacent,omitempty"`

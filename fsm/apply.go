@@ -69,6 +69,10 @@ func (a *applier) apply(c Command) (Result, error) {
 		return a.updateEvent(c)
 	case *Hold:
 		return a.hold(c)
+	case *HoldArea:
+		return a.holdArea(c)
+	case *PutVenue:
+		return a.putVenue(c)
 	case *Release:
 		return a.release(c)
 	case *Purchase:
@@ -296,9 +300,7 @@ func (a *applier) updateEvent(c *UpdateEvent) (Result, error) {
 	if c.Base != nil && !bytes.Equal(c.Base, EventHash(ei.ev)) {
 		return reject(boxoffice.CodeConflict, "event %q changed since the update read it", ev.ID)
 	}
-	old := ei.ev.Venue.Sections
-	keeps := len(ev.Venue.Sections) >= len(old) && slices.Equal(ev.Venue.Sections[:len(old)], old)
-	if !keeps {
+	if !keepsLayout(ei.ev.Venue, ev.Venue) {
 		taken, err := a.layoutInUse(ev.ID)
 		if err != nil {
 			return Result{}, err
@@ -306,12 +308,32 @@ func (a *applier) updateEvent(c *UpdateEvent) (Result, error) {
 		if taken {
 			return reject(boxoffice.CodeLayoutShrink, "event %q has held or sold seats: sections may only be appended", ev.ID)
 		}
+		// Nothing is taken: the areas' allocators start afresh.
+		if err := a.resetAreas(ev.ID); err != nil {
+			return Result{}, err
+		}
 	}
 	ev.Organiser = ei.ev.Organiser
 	if err := a.putEvent(&ev); err != nil {
 		return Result{}, err
 	}
 	return Result{Event: &ev}, nil
+}
+
+// keepsLayout reports whether every seat and place of the old venue keeps
+// its index and id in the new one: sections may be appended while there are
+// no areas (areas are numbered after the sections), areas appended while
+// the sections stay as they are.
+func keepsLayout(old, new boxoffice.Venue) bool {
+	eq := func(a, b boxoffice.Section) bool { return a.Equal(b) }
+	if len(old.Areas) == 0 && len(new.Areas) == 0 {
+		return len(new.Sections) >= len(old.Sections) && slices.EqualFunc(new.Sections[:len(old.Sections)], old.Sections, eq)
+	}
+	areaEq := func(a, b boxoffice.Area) bool {
+		return a.ID == b.ID && a.Category == b.Category && a.Capacity == b.Capacity
+	}
+	return slices.EqualFunc(new.Sections, old.Sections, eq) &&
+		len(new.Areas) >= len(old.Areas) && slices.EqualFunc(new.Areas[:len(old.Areas)], old.Areas, areaEq)
 }
 
 // layoutInUse reports whether any seat of the event has a record (held,
@@ -429,6 +451,9 @@ func (a *applier) hold(c *Hold) (Result, error) {
 	if err != nil {
 		return Result{Err: err}, nil
 	}
+	if rej := noPlaces(ei.layout, c.Seats, idx); rej != nil {
+		return Result{Err: rej}, nil
+	}
 	for i, n := range idx {
 		s, ok, err := a.seat(c.Event, n)
 		if err != nil {
@@ -438,36 +463,54 @@ func (a *applier) hold(c *Hold) (Result, error) {
 			return reject(boxoffice.CodeSeatUnavailable, "seat %q is %s", c.Seats[i], s.state)
 		}
 	}
+	return a.takeSeats(ei, c.Buyer, c.Seats, idx, c.TTLSeconds)
+}
+
+// noPlaces rejects general-admission places named by id: a hold asks an
+// area for a quantity, and the area's allocator picks them.
+func noPlaces(l *boxoffice.Layout, seats []string, idx []int) error {
+	for i, n := range idx {
+		if l.InArea(n) {
+			return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "%q is a general-admission place: ask its area for a quantity instead", seats[i])
+		}
+	}
+	return nil
+}
+
+// takeSeats holds free seats (checked by the caller) for buyer, within the
+// buyer's cap: the common end of a hold of named seats and of an area hold.
+func (a *applier) takeSeats(ei *eventInfo, buyer string, seats []string, idx []int, ttlSeconds int) (Result, error) {
+	event := ei.ev.ID
 	limit := ei.ev.Limits.MaxSeatsPerBuyer
-	have, err := a.buyerSeats(c.Event, c.Buyer)
+	have, err := a.buyerSeats(event, buyer)
 	if err != nil {
 		return Result{}, err
 	}
 	if have+len(idx) > limit {
-		return reject(boxoffice.CodeBuyerLimit, "buyer %q has %d seats of event %q; %d more would pass the limit of %d", c.Buyer, have, c.Event, len(idx), limit)
+		return reject(boxoffice.CodeBuyerLimit, "buyer %q has %d seats of event %q; %d more would pass the limit of %d", buyer, have, event, len(idx), limit)
 	}
 	// A protected on-sale: the buyer must hold a valid admission.
-	q, place, rej, err := a.admissionCheck(c.Event, c.Buyer)
+	q, place, rej, err := a.admissionCheck(event, buyer)
 	if err != nil || rej != nil {
 		return Result{Err: rej}, err
 	}
 	ttl := ei.ev.Limits.HoldTTLSeconds
-	if c.TTLSeconds > 0 && c.TTLSeconds < ttl {
-		ttl = c.TTLSeconds
+	if ttlSeconds > 0 && ttlSeconds < ttl {
+		ttl = ttlSeconds
 	}
 
 	h := &boxoffice.Hold{
 		ID:          a.newID("h"),
-		Event:       c.Event,
-		Buyer:       c.Buyer,
-		Seats:       slices.Clone(c.Seats),
+		Event:       event,
+		Buyer:       buyer,
+		Seats:       slices.Clone(seats),
 		CreatedAtMs: a.nowMs,
 		ExpiresAtMs: a.nowMs + int64(ttl)*1000,
 		State:       boxoffice.HoldActive,
 	}
 	seat := encodeSeat(seatRec{state: boxoffice.SeatHeld, owner: h.ID, expiresAtMs: h.ExpiresAtMs})
 	for _, n := range idx {
-		if err := a.set(seatKey(c.Event, n), seat); err != nil {
+		if err := a.set(seatKey(event, n), seat); err != nil {
 			return Result{}, err
 		}
 	}
@@ -478,7 +521,7 @@ func (a *applier) hold(c *Hold) (Result, error) {
 		return Result{}, err
 	}
 	if place != nil {
-		if err := a.markHolding(c.Event, c.Buyer, q, place); err != nil {
+		if err := a.markHolding(event, buyer, q, place); err != nil {
 			return Result{}, err
 		}
 	}
@@ -564,6 +607,11 @@ func (a *applier) freeSeats(event, owner string, seats []string) error {
 		if ok && s.owner == owner {
 			if err := a.del(seatKey(event, n)); err != nil {
 				return err
+			}
+			if ei.layout.InArea(n) {
+				if err := a.pushFreePlace(ei, n); err != nil {
+					return err
+				}
 			}
 		}
 	}

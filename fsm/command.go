@@ -364,7 +364,7 @@ func (c *Exchange) decode(r *reader) {
 func idempotentOK(t Type) bool {
 	switch t {
 	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
-		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeAuthorized, TypeSetGrant, TypeJoinQueue:
+		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeAuthorized, TypeSetGrant, TypeJoinQueue, TypeHoldArea, TypePutVenue:
 		return true
 	}
 	return false
@@ -442,6 +442,10 @@ func newCommand(t Type) Command {
 		return &OpenQueue{}
 	case TypeAdvanceAdmission:
 		return &AdvanceAdmission{}
+	case TypePutVenue:
+		return &PutVenue{}
+	case TypeHoldArea:
+		return &HoldArea{}
 	}
 	return nil
 }
@@ -534,12 +538,30 @@ func encodeEvent(w *writer, e *boxoffice.Event) {
 		w.str(c.Name)
 		w.varint(c.PriceCents)
 	}
-	w.uvarint(uint64(len(e.Venue.Sections)))
+	// An event with none of the later fields (areas, positions, a venue
+	// id) is written exactly as before they existed; one with any of them
+	// sets layoutExt in the section count and writes them after the
+	// sections, so that entries and values written earlier read the same.
+	ext := eventHasExt(e)
+	n := uint64(len(e.Venue.Sections))
+	if ext {
+		n |= layoutExt
+	}
+	w.uvarint(n)
 	for _, s := range e.Venue.Sections {
 		w.str(s.ID)
 		w.str(s.Category)
 		w.int(s.Rows)
 		w.int(s.SeatsPerRow)
+	}
+	if ext {
+		for _, s := range e.Venue.Sections {
+			encodePoint(w, s.Position)
+			encodeSeatDetails(w, s)
+		}
+		encodeAreas(w, e.Venue.Areas)
+		w.str(e.VenueID)
+		w.int(e.VenueVersion)
 	}
 	w.int(e.Limits.MaxSeatsPerBuyer)
 	w.int(e.Limits.HoldTTLSeconds)
@@ -559,7 +581,14 @@ func decodeEvent(r *reader, e *boxoffice.Event) {
 		c.Name = r.str()
 		c.PriceCents = r.varint()
 	}
-	e.Venue.Sections = make([]boxoffice.Section, r.count(boxoffice.SectionsMax, 4))
+	n := r.uvarint()
+	ext := n&layoutExt != 0
+	n &^= layoutExt
+	if n > boxoffice.SectionsMax || n*4 > uint64(len(r.b)) {
+		r.fail()
+		n = 0
+	}
+	e.Venue.Sections = make([]boxoffice.Section, n)
 	for i := range e.Venue.Sections {
 		s := &e.Venue.Sections[i]
 		s.ID = r.str()
@@ -567,6 +596,148 @@ func decodeEvent(r *reader, e *boxoffice.Event) {
 		s.Rows = r.int()
 		s.SeatsPerRow = r.int()
 	}
+	if ext {
+		for i := range e.Venue.Sections {
+			e.Venue.Sections[i].Position = decodePoint(r)
+			decodeSeatDetails(r, &e.Venue.Sections[i])
+		}
+		e.Venue.Areas = decodeAreas(r)
+		e.VenueID = r.str()
+		e.VenueVersion = r.int()
+		if !eventHasExt(e) {
+			r.fail() // one event, one encoding
+		}
+	}
 	e.Limits.MaxSeatsPerBuyer = r.int()
 	e.Limits.HoldTTLSeconds = r.int()
+}
+
+// layoutExt, set in an event's section count, says that the fields added
+// with reusable venues follow the sections.
+const layoutExt = 1 << 31
+
+func eventHasExt(e *boxoffice.Event) bool {
+	if len(e.Venue.Areas) > 0 || e.VenueID != "" || e.VenueVersion != 0 {
+		return true
+	}
+	for _, s := range e.Venue.Sections {
+		if s.Position != nil || len(s.RowSeats) > 0 || len(s.Gaps) > 0 || len(s.Flags) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeSeatDetails writes a section's row counts, gaps and flags; an
+// absent list and an empty one are the same (nil when decoded).
+func encodeSeatDetails(w *writer, s boxoffice.Section) {
+	w.uvarint(uint64(len(s.RowSeats)))
+	for _, n := range s.RowSeats {
+		w.int(n)
+	}
+	w.strs(s.Gaps)
+	w.uvarint(uint64(len(s.Flags)))
+	for _, f := range s.Flags {
+		w.str(f.Flag)
+		w.strs(f.Seats)
+	}
+}
+
+func decodeSeatDetails(r *reader, s *boxoffice.Section) {
+	if n := r.count(boxoffice.RowsPerSectionMax, 1); n > 0 {
+		s.RowSeats = make([]int, n)
+		for i := range s.RowSeats {
+			s.RowSeats[i] = r.int()
+		}
+	}
+	if gaps := r.strs(); len(gaps) > 0 {
+		s.Gaps = gaps
+	}
+	if n := r.count(boxoffice.FlagsPerSectionMax, 2); n > 0 {
+		s.Flags = make([]boxoffice.SeatFlag, n)
+		for i := range s.Flags {
+			s.Flags[i].Flag = r.str()
+			if seats := r.strs(); len(seats) > 0 {
+				s.Flags[i].Seats = seats
+			}
+		}
+	}
+}
+
+// encodePoint writes an optional position: a presence byte, then x and y.
+func encodePoint(w *writer, p *boxoffice.Point) {
+	if p == nil {
+		w.u8(0)
+		return
+	}
+	w.u8(1)
+	w.int(p.X)
+	w.int(p.Y)
+}
+
+func decodePoint(r *reader) *boxoffice.Point {
+	switch r.u8() {
+	case 0:
+		return nil
+	case 1:
+		return &boxoffice.Point{X: r.int(), Y: r.int()}
+	}
+	r.fail()
+	return nil
+}
+
+func encodeAreas(w *writer, areas []boxoffice.Area) {
+	w.uvarint(uint64(len(areas)))
+	for _, a := range areas {
+		w.str(a.ID)
+		w.str(a.Category)
+		w.int(a.Capacity)
+		encodePoint(w, a.Position)
+	}
+}
+
+func decodeAreas(r *reader) []boxoffice.Area {
+	n := r.count(boxoffice.AreasMax, 4)
+	if n == 0 {
+		return nil
+	}
+	areas := make([]boxoffice.Area, n)
+	for i := range areas {
+		a := &areas[i]
+		a.ID = r.str()
+		a.Category = r.str()
+		a.Capacity = r.int()
+		a.Position = decodePoint(r)
+	}
+	return areas
+}
+
+func encodeSections(w *writer, secs []boxoffice.Section) {
+	w.uvarint(uint64(len(secs)))
+	for _, s := range secs {
+		w.str(s.ID)
+		w.str(s.Category)
+		w.int(s.Rows)
+		w.int(s.SeatsPerRow)
+		encodePoint(w, s.Position)
+		encodeSeatDetails(w, s)
+	}
+}
+
+func decodeSections(r *reader) []boxoffice.Section {
+	n := r.count(boxoffice.SectionsMax, 5)
+	if n == 0 {
+		return nil
+	}
+	secs := make([]boxoffice.Section, n)
+	for i := range secs {
+		s := &secs[i]
+		s.ID = r.str()
+		s.Category = r.str()
+		s.Rows = r.int()
+		s.SeatsPerRow = r.int()
+		s.Position = decodePoint(r)
+		decodeSeatDetails(r, s)
+	}
+	return secs
 }

@@ -19,6 +19,12 @@ func sampleCommands() []Command {
 		Venue:      boxoffice.Venue{Sections: []boxoffice.Section{{ID: "A", Category: "floor", Rows: 1000, SeatsPerRow: 200}, {ID: "B", Category: "free", Rows: 1, SeatsPerRow: 1}}},
 		Limits:     boxoffice.Limits{MaxSeatsPerBuyer: 8, HoldTTLSeconds: 600},
 	}
+	gaEv := ev
+	gaEv.Venue = boxoffice.Venue{
+		Sections: []boxoffice.Section{{ID: "A", Category: "floor", Rows: 2, SeatsPerRow: 3, Position: &boxoffice.Point{X: 10, Y: 20}}, {ID: "B", Category: "free", Rows: 1, SeatsPerRow: 1}},
+		Areas:    []boxoffice.Area{{ID: "PIT", Category: "free", Capacity: 40000}},
+	}
+	gaEv.VenueID, gaEv.VenueVersion = "arena", 2
 	return []Command{
 		&CreateEvent{Event: ev},
 		&UpdateEvent{Event: ev},
@@ -51,6 +57,17 @@ func sampleCommands() []Command {
 		&Authorized{Event: "e1", Actor: "u2", Need: boxoffice.AccessManage, Command: &CancelOrder{Order: "o_0.2.0"}},
 		&Idempotent{Subject: "u2", Key: "k-2", Hash: bytes.Repeat([]byte{8}, IdempotencyHashLen),
 			Command: &Authorized{Event: "e1", Actor: "u2", Admin: true, Need: boxoffice.AccessOwner, Command: &UpdateEvent{Event: ev}}},
+		&CreateEvent{Event: gaEv},
+		&UpdateEvent{Event: gaEv, Base: []byte{1, 2}},
+		&PutVenue{Venue: boxoffice.VenueChart{ID: "arena", Version: 0, Name: "Arena", Location: "Berlin", Owner: "org1",
+			Categories: []boxoffice.VenueCategory{{ID: "floor", Name: "Floor"}, {ID: "ga", Name: "Standing"}},
+			Sections:   []boxoffice.Section{{ID: "A", Category: "floor", Rows: 100, SeatsPerRow: 50, Position: &boxoffice.Point{X: -3, Y: 4}}},
+			Areas:      []boxoffice.Area{{ID: "PIT", Category: "ga", Capacity: 40000}}}, Create: true},
+		&PutVenue{Venue: boxoffice.VenueChart{ID: "arena", Name: "Arena", Owner: "admin1", Categories: []boxoffice.VenueCategory{{ID: "ga"}},
+			Areas: []boxoffice.Area{{ID: "PIT", Category: "ga", Capacity: 1, Position: &boxoffice.Point{}}}}, Admin: true},
+		&HoldArea{Event: "e1", Buyer: "u1", Area: "PIT", Quantity: 4, TTLSeconds: 30},
+		&Idempotent{Subject: "u1", Key: "k-2", Hash: bytes.Repeat([]byte{8}, IdempotencyHashLen),
+			Command: &HoldArea{Event: "e1", Buyer: "u1", Area: "PIT", Quantity: 2}},
 	}
 }
 
@@ -132,7 +149,7 @@ func TestDecodeCommandRejects(t *testing.T) {
 			require.ErrorContains(t, err, "unknown version", "%s with version %d", name, v)
 		}
 	}
-	for _, ty := range []byte{0, 18, 200, 255} {
+	for _, ty := range []byte{0, 200, 250, 255} {
 		_, err := DecodeCommand([]byte{commandVersion, ty, 0, 0, 0})
 		require.ErrorContains(t, err, "unknown type", "type %d", ty)
 	}

@@ -26,9 +26,11 @@ import (
 //
 // Write commands (each is one log entry, stamped with the current tick):
 //
-//	create-event id=e1 sections=A:floor:2x3,B:balcony:1x4 categories=floor:9900,balcony:4900 [max-per-buyer=4] [ttl=60] [name=..]
+//	create-event id=e1 sections=A:floor:2x3,B:balcony:1x4 categories=floor:9900,balcony:4900 [areas=PIT:ga:10,..] [max-per-buyer=4] [ttl=60] [name=..]
 //	update-event   (same arguments as create-event)
 //	hold event=e1 buyer=u1 seats=A-1-1,A-1-2 [ttl=SECONDS]
+//	hold-area event=e1 buyer=u1 area=PIT quantity=N [ttl=SECONDS]
+//	put-venue id=v1 owner=o1 sections=.. [areas=..] categories=floor,ga [create=true] [admin=true]
 //	release hold=ID [buyer=B] [seats=..]
 //	purchase hold=ID [buyer=B] ref=pay1
 //	extend hold=ID [buyer=B] [ttl=SECONDS]
@@ -62,6 +64,7 @@ import (
 //	report event=e1           the sales report: lines, then minutes with sales
 //	hold-get id=..   order-get id=..   holds-of buyer=..   orders-of buyer=..
 //	events [after=..] [limit=N]   nodes   meta   dump   reopen
+//	venue id=v1 [version=N]   venues [after=..] [limit=N]
 //	queue event=e1   place event=e1 buyers=u1,u2   queue-steps now=MS
 //
 // The waiting room's commands:
@@ -260,6 +263,30 @@ func (e *ddEnv) run(t *testing.T, d *datadriven.TestData) string {
 			return "(none)"
 		}
 		return strings.Join(out, "\n")
+	case "venue":
+		var id string
+		version := 0
+		d.ScanArgs(t, "id", &id)
+		d.MaybeScanArgs(t, "version", &version)
+		v, err := e.s.Venue(id, version)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		return fmtVenue(v)
+	case "venues":
+		after, limit := "", 100
+		d.MaybeScanArgs(t, "after", &after)
+		d.MaybeScanArgs(t, "limit", &limit)
+		vs, err := e.s.Venues(after, limit)
+		require.NoError(t, err)
+		var out []string
+		for _, v := range vs {
+			out = append(out, fmtVenue(v))
+		}
+		if len(out) == 0 {
+			return "(none)"
+		}
+		return strings.Join(out, "\n")
 	case "queue":
 		var ev string
 		d.ScanArgs(t, "event", &ev)
@@ -390,9 +417,11 @@ func parseCommand(name string, args []datadriven.CmdArg) (Command, error) {
 		vals[a.Key] = strings.Join(a.Vals, ",")
 	}
 	known := map[string][]string{
-		"create-event": {"id", "name", "sections", "categories", "max-per-buyer", "ttl", "organiser"},
-		"update-event": {"id", "name", "sections", "categories", "max-per-buyer", "ttl", "organiser", "as"},
+		"create-event": {"id", "name", "sections", "areas", "categories", "max-per-buyer", "ttl", "organiser"},
+		"update-event": {"id", "name", "sections", "areas", "categories", "max-per-buyer", "ttl", "organiser", "as"},
 		"hold":         {"event", "buyer", "seats", "ttl"},
+		"hold-area":    {"event", "buyer", "area", "quantity", "ttl"},
+		"put-venue":    {"id", "owner", "sections", "areas", "categories", "create", "admin"},
 		"release":      {"hold", "buyer", "seats"},
 		"purchase":     {"hold", "buyer", "ref"},
 		"extend":       {"hold", "buyer", "ttl"},
@@ -471,9 +500,13 @@ func parseBareCommand(name string, vals map[string]string) (Command, error) {
 		if err != nil {
 			return nil, err
 		}
+		areas, err := parseAreas(vals["areas"])
+		if err != nil {
+			return nil, err
+		}
 		ev := boxoffice.Event{
 			ID: vals["id"], Name: "Event " + vals["id"], Organiser: "org1",
-			Categories: cats, Venue: boxoffice.Venue{Sections: secs},
+			Categories: cats, Venue: boxoffice.Venue{Sections: secs, Areas: areas},
 			Limits: boxoffice.Limits{MaxSeatsPerBuyer: maxPer, HoldTTLSeconds: ttl},
 		}
 		if n, ok := vals["name"]; ok {
@@ -492,6 +525,33 @@ func parseBareCommand(name string, vals map[string]string) (Command, error) {
 			return nil, err
 		}
 		return &Hold{Event: vals["event"], Buyer: vals["buyer"], Seats: splitList(vals["seats"]), TTLSeconds: ttl}, nil
+	case "hold-area":
+		ttl, err := num("ttl", 0)
+		if err != nil {
+			return nil, err
+		}
+		q, err := num("quantity", 0)
+		if err != nil {
+			return nil, err
+		}
+		return &HoldArea{Event: vals["event"], Buyer: vals["buyer"], Area: vals["area"], Quantity: q, TTLSeconds: ttl}, nil
+	case "put-venue":
+		secs, err := parseSections(vals["sections"])
+		if err != nil {
+			return nil, err
+		}
+		areas, err := parseAreas(vals["areas"])
+		if err != nil {
+			return nil, err
+		}
+		var cats []boxoffice.VenueCategory
+		for _, c := range splitList(vals["categories"]) {
+			cats = append(cats, boxoffice.VenueCategory{ID: c, Name: strings.ToUpper(c)})
+		}
+		return &PutVenue{
+			Venue:  boxoffice.VenueChart{ID: vals["id"], Name: "Venue " + vals["id"], Owner: vals["owner"], Categories: cats, Sections: secs, Areas: areas},
+			Create: vals["create"] == "true", Admin: vals["admin"] == "true",
+		}, nil
 	case "release":
 		return &Release{Hold: vals["hold"], Buyer: vals["buyer"], Seats: splitList(vals["seats"])}, nil
 	case "purchase":

@@ -454,6 +454,10 @@ func (r *fuzzRun) command(ins fuzzIns, raw []byte) Command {
 	case insHold:
 		ev := pick(fuzzEvents, a1)
 		c = &Hold{Event: ev, Buyer: buyer, Seats: seats(r.seatPool(ev), int(a2&7), a3, a4), TTLSeconds: pick(fuzzTTLs, a5)}
+		if a2&8 != 0 { // a standing hold: a quantity of an area's places
+			c = &HoldArea{Event: ev, Buyer: buyer, Area: pick([]string{"PIT", "PIT", "PIT", "NOPE", "A"}, a3),
+				Quantity: pick([]int{1, 2, 3, 8, 0, boxoffice.SeatsPerHoldMax + 1}, a4), TTLSeconds: pick(fuzzTTLs, a5)}
+		}
 	case insRelease:
 		h := recent(r.holds, a1, "h")
 		c = &Release{Hold: h, Buyer: buyer, Seats: seats(r.holdSeats(h), int(a2&7)%4, a3, a4)}

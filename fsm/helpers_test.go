@@ -191,6 +191,40 @@ func fmtSections(ss []boxoffice.Section) string {
 	return strings.Join(parts, ",")
 }
 
+// parseAreas reads "PIT:ga:10,..." (id:category:capacity).
+func parseAreas(spec string) ([]boxoffice.Area, error) {
+	var out []boxoffice.Area
+	for _, part := range splitList(spec) {
+		f := strings.Split(part, ":")
+		if len(f) != 3 {
+			return nil, fmt.Errorf("area %q: want id:category:capacity", part)
+		}
+		n, err := strconv.Atoi(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("area %q: %w", part, err)
+		}
+		out = append(out, boxoffice.Area{ID: f[0], Category: f[1], Capacity: n})
+	}
+	return out, nil
+}
+
+func fmtAreas(as []boxoffice.Area) string {
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = fmt.Sprintf("%s:%s:%d", a.ID, a.Category, a.Capacity)
+	}
+	return strings.Join(parts, ",")
+}
+
+func fmtVenue(v *boxoffice.VenueChart) string {
+	cats := make([]string, len(v.Categories))
+	for i, c := range v.Categories {
+		cats[i] = c.ID
+	}
+	return fmt.Sprintf("venue %s v%d owner=%s updated=%d sections=%s areas=%s categories=%s capacity=%d",
+		v.ID, v.Version, v.Owner, v.UpdatedAtMs, fmtSections(v.Sections), fmtAreas(v.Areas), strings.Join(cats, ","), v.Layout().Capacity())
+}
+
 func fmtCategories(cs []boxoffice.Category) string {
 	parts := make([]string, len(cs))
 	for i, c := range cs {
@@ -200,9 +234,16 @@ func fmtCategories(cs []boxoffice.Category) string {
 }
 
 func fmtEvent(e *boxoffice.Event) string {
-	return fmt.Sprintf("event %s name=%q organiser=%s sections=%s categories=%s max-per-buyer=%d ttl=%d capacity=%d",
+	s := fmt.Sprintf("event %s name=%q organiser=%s sections=%s categories=%s max-per-buyer=%d ttl=%d capacity=%d",
 		e.ID, e.Name, e.Organiser, fmtSections(e.Venue.Sections), fmtCategories(e.Categories),
 		e.Limits.MaxSeatsPerBuyer, e.Limits.HoldTTLSeconds, e.Venue.Capacity())
+	if len(e.Venue.Areas) > 0 {
+		s += " areas=" + fmtAreas(e.Venue.Areas)
+	}
+	if e.VenueID != "" {
+		s += fmt.Sprintf(" venue=%s/v%d", e.VenueID, e.VenueVersion)
+	}
+	return s
 }
 
 func fmtHold(h *boxoffice.Hold) string {
@@ -242,6 +283,9 @@ func fmtResult(c Command, r Result) string {
 	if r.Event != nil {
 		lines = append(lines, fmtEvent(r.Event))
 	}
+	if r.Venue != nil {
+		lines = append(lines, fmtVenue(r.Venue))
+	}
 	if r.Order != nil {
 		lines = append(lines, fmtOrder(r.Order))
 	}
@@ -269,6 +313,9 @@ func fmtStoredResult(r Result) string {
 	var parts []string
 	if r.Event != nil {
 		parts = append(parts, "event "+r.Event.ID)
+	}
+	if r.Venue != nil {
+		parts = append(parts, fmtVenue(r.Venue))
 	}
 	if r.Order != nil {
 		parts = append(parts, fmtOrder(r.Order))
@@ -455,6 +502,29 @@ func dumpKV(s *Store, k, v []byte) (string, error) {
 			return fmt.Sprintf("sales %s minute=%d seats=%d revenue=%d", event, binary.BigEndian.Uint64(rest), c.sold, c.revenueCents), nil
 		}
 		return "", fmt.Errorf("bad report key kind %q", k[i+1])
+	case tagVenue, tagVenueVersion:
+		v, err := decodeVenueValue(v)
+		if err != nil {
+			return "", err
+		}
+		name := "venue"
+		if k[0] == tagVenueVersion {
+			name = "venue-version"
+		}
+		return name + " " + fmtVenue(v), nil
+	case tagArea:
+		rec, err := decodeAreaRec(v)
+		if err != nil {
+			return "", err
+		}
+		p := parts()
+		return fmt.Sprintf("area %s/%s next=%d free=%d", p[0], p[1], rec.next, rec.free), nil
+	case tagAreaFree:
+		p := strings.Split(string(k[1:len(k)-4]), "\x00")
+		if len(v) != 4 {
+			return "", fmt.Errorf("bad free-list entry")
+		}
+		return fmt.Sprintf("area-free %s/%s #%d → place index %d", p[0], p[1], binary.BigEndian.Uint32(k[len(k)-4:]), binary.BigEndian.Uint32(v)), nil
 	}
 	if line, ok, err := dumpQueueKV(k, v); ok || err != nil {
 		return line, err
@@ -491,6 +561,8 @@ func checkInvariants(t testing.TB, s *Store) {
 	idemAges := map[string][]int64{}      // subject NUL key -> createdAtMs of its age entries
 	counters := map[string]sectionCount{} // event/section -> report counter
 	prices := map[string][]catPrice{}     // order -> its unit prices
+	areas := map[string]areaRec{}         // event NUL area
+	areaFree := map[string][]int{}        // event NUL area -> free list, in position order
 	err := s.scan(nil, nil, func(k, v []byte) (bool, error) {
 		var err error
 		switch k[0] {
@@ -554,6 +626,18 @@ func checkInvariants(t testing.TB, s *Store) {
 					prices[string(k[i+2:])] = ps
 				}
 			}
+		case tagArea:
+			var rec areaRec
+			if rec, err = decodeAreaRec(v); err == nil {
+				areas[string(k[1:])] = rec
+			}
+		case tagAreaFree:
+			if len(v) != 4 {
+				return false, fmt.Errorf("bad free-list entry %q", k)
+			}
+			ak := string(k[1 : len(k)-5])
+			require.Equal(t, len(areaFree[ak]), int(binary.BigEndian.Uint32(k[len(k)-4:])), "free list of %q has a hole", ak)
+			areaFree[ak] = append(areaFree[ak], int(binary.BigEndian.Uint32(v)))
 		case tagIdemAge:
 			if len(k) < 10 || len(v) != 0 {
 				return false, fmt.Errorf("bad idempotency age record %q", k)
@@ -729,6 +813,29 @@ func checkInvariants(t testing.TB, s *Store) {
 	}
 	for k := range holdsBy {
 		require.Contains(t, holds, strings.Split(k, "/")[1])
+	}
+	// A general-admission place is exactly one of: never handed out
+	// (number above next), on its area's free list, or taken (a record).
+	for ak, rec := range areas {
+		event, area, _ := strings.Cut(ak, "\x00")
+		first, capacity, ok := layout(event).AreaRange(area)
+		require.True(t, ok, "allocator of unknown area %q", ak)
+		require.True(t, rec.next >= 1 && rec.next <= capacity && rec.free <= rec.next, "allocator %q: %+v of %d", ak, rec, capacity)
+		require.Len(t, areaFree[ak], rec.free, "free list of %q", ak)
+		onList := map[int]bool{}
+		for _, idx := range areaFree[ak] {
+			require.False(t, onList[idx], "place %d twice on the free list of %q", idx, ak)
+			onList[idx] = true
+		}
+		for idx := first; idx < first+capacity; idx++ {
+			_, taken := seats[seatKeyT{event, idx}]
+			handedOut := idx < first+rec.next
+			require.True(t, !handedOut && !taken && !onList[idx] || handedOut && taken != onList[idx],
+				"place %d of %q: handed out %v, taken %v, on the free list %v", idx, ak, handedOut, taken, onList[idx])
+		}
+	}
+	for ak := range areaFree {
+		require.Contains(t, areas, ak, "free list of %q without an allocator", ak)
 	}
 	// The idempotency table and its age index agree one to one.
 	for ik, rec := range idems {

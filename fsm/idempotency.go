@@ -188,6 +188,12 @@ func encodeIdem(rec *idemRecord) []byte {
 		w.u8(0)
 	}
 	w.int(rec.res.Expired)
+	// A venue, last and only when there is one, so that records written
+	// before venues existed read the same.
+	if v := rec.res.Venue; v != nil {
+		w.u8(1)
+		encodeVenueChart(&w, v)
+	}
 	return w.b
 }
 
@@ -220,5 +226,12 @@ func decodeIdem(b []byte) (*idemRecord, error) {
 		rec.res.Order = o
 	}
 	rec.res.Expired = r.int()
+	if len(r.b) > 0 {
+		if r.u8() != 1 {
+			r.fail()
+		}
+		rec.res.Venue = &boxoffice.VenueChart{}
+		decodeVenueChart(&r, rec.res.Venue)
+	}
 	return rec, r.done("idempotency record")
 }

@@ -28,6 +28,8 @@ import "encoding/binary"
 //	j <event> 0 <buyer>                → a buyer's place in it
 //	J <event> 0 <seq u64 BE>           → the buyer of a place, in join order
 //	w <event> 0 <passExpiresAtMs u64 BE> <seq u64 BE> → admitted, holds nothing yet
+//	V <venue>, W <venue> 0 <version u32 BE> → reusable venue: newest, every version (venues.go)
+//	g <event> 0 <area>, G <event> 0 <area> 0 <pos u32 BE> → a general-admission area's allocator (venues.go)
 const (
 	tagMeta       = 'm'
 	tagEvent      = 'e'

@@ -27,6 +27,7 @@ type model struct {
 	orders map[string]*boxoffice.Order
 	sold   map[string]int    // event + "/" + buyer -> seats of paid orders
 	idem   map[string]*mIdem // subject + NUL + key -> record
+	areas  map[string]*mArea // event + NUL + area -> allocator
 	// reruns counts Idempotent commands that ran again because their
 	// key's record had expired (for the property test's statistics).
 	reruns int
@@ -41,16 +42,18 @@ type mIdem struct {
 }
 
 // mEvent is an event and its seats, numbered independently of
-// boxoffice.Layout: section by section, row by row.
+// boxoffice.Layout: section by section, row by row, then the places of each
+// general-admission area.
 type mEvent struct {
 	ev   boxoffice.Event
 	ids  []string
 	cats []string
 	idx  map[string]int
+	area map[int]string // index of a general-admission place -> its area
 }
 
 func newMEvent(ev boxoffice.Event) *mEvent {
-	me := &mEvent{ev: ev, idx: map[string]int{}}
+	me := &mEvent{ev: ev, idx: map[string]int{}, area: map[int]string{}}
 	for _, s := range ev.Venue.Sections {
 		for r := 1; r <= s.Rows; r++ {
 			for n := 1; n <= s.SeatsPerRow; n++ {
@@ -61,7 +64,23 @@ func newMEvent(ev boxoffice.Event) *mEvent {
 			}
 		}
 	}
+	for _, a := range ev.Venue.Areas {
+		for n := 1; n <= a.Capacity; n++ {
+			id := fmt.Sprintf("GA-%s-%d", a.ID, n)
+			me.area[len(me.ids)] = a.ID
+			me.idx[id] = len(me.ids)
+			me.ids = append(me.ids, id)
+			me.cats = append(me.cats, a.Category)
+		}
+	}
 	return me
+}
+
+// mArea is a general-admission area's allocator, as the store keeps it:
+// places 1..next handed out once, released ones on a stack (by index).
+type mArea struct {
+	next int
+	free []int
 }
 
 func newModel(shard int) *model {
@@ -73,6 +92,7 @@ func newModel(shard int) *model {
 		orders: map[string]*boxoffice.Order{},
 		sold:   map[string]int{},
 		idem:   map[string]*mIdem{},
+		areas:  map[string]*mArea{},
 	}
 }
 
@@ -136,7 +156,7 @@ func (m *model) apply(c Command, pos int) Result {
 			return mReject(boxoffice.CodeEventNotFound)
 		}
 		os, ns := old.ev.Venue.Sections, ev.Venue.Sections
-		if !(len(ns) >= len(os) && slices.Equal(ns[:len(os)], os)) {
+		if !(len(ns) >= len(os) && slices.EqualFunc(ns[:len(os)], os, boxoffice.Section.Equal)) {
 			inUse := len(m.seats[ev.ID]) > 0
 			for _, h := range m.holds {
 				inUse = inUse || (h.Event == ev.ID && h.State == boxoffice.HoldActive)
@@ -150,6 +170,8 @@ func (m *model) apply(c Command, pos int) Result {
 		return Result{Event: &ev}
 	case *Hold:
 		return m.hold(c, pos)
+	case *HoldArea:
+		return m.holdArea(c, pos)
 	case *Release:
 		return m.release(c)
 	case *Purchase:
@@ -191,17 +213,22 @@ func (m *model) hold(c *Hold, pos int) Result {
 		idx = append(idx, n)
 	}
 	for _, n := range idx {
+		if me.area[n] != "" {
+			return mReject(boxoffice.CodeInvalidArgument) // places are held by quantity
+		}
+	}
+	for _, n := range idx {
 		if rec, ok := m.seats[c.Event][n]; ok && m.taken(rec) {
 			return mReject(boxoffice.CodeSeatUnavailable)
 		}
 	}
-	have := m.sold[c.Event+"/"+c.Buyer]
-	for _, h := range m.holds {
-		if h.Event == c.Event && h.Buyer == c.Buyer && h.State == boxoffice.HoldActive && h.ExpiresAtMs > m.nowMs {
-			have += len(h.Seats)
-		}
-	}
-	if have+len(idx) > me.ev.Limits.MaxSeatsPerBuyer {
+	return m.take(me, c, idx, pos)
+}
+
+// take holds free seats for a buyer within the cap: the end of a hold of
+// named seats and of an area hold.
+func (m *model) take(me *mEvent, c *Hold, idx []int, pos int) Result {
+	if m.buyerHas(c.Event, c.Buyer)+len(idx) > me.ev.Limits.MaxSeatsPerBuyer {
 		return mReject(boxoffice.CodeBuyerLimit)
 	}
 	ttl := me.ev.Limits.HoldTTLSeconds
@@ -217,6 +244,61 @@ func (m *model) hold(c *Hold, pos int) Result {
 	}
 	m.holds[h.ID] = h
 	return Result{Hold: cloneHold(h)}
+}
+
+// holdArea mirrors the store's checks in order, and hands out places as
+// its allocator does: the stack first, newest first, then new numbers.
+func (m *model) holdArea(c *HoldArea, pos int) Result {
+	if !boxoffice.ValidID(c.Buyer) || c.Quantity < 1 || c.Quantity > boxoffice.SeatsPerHoldMax {
+		return mReject(boxoffice.CodeInvalidArgument)
+	}
+	me := m.events[c.Event]
+	if me == nil {
+		return mReject(boxoffice.CodeEventNotFound)
+	}
+	a, ok := me.ev.Venue.Area(c.Area)
+	if !ok {
+		return mReject(boxoffice.CodeInvalidArgument)
+	}
+	key := c.Event + "\x00" + c.Area
+	ar := m.areas[key]
+	if ar == nil {
+		ar = &mArea{}
+		m.areas[key] = ar
+	}
+	if c.Quantity > a.Capacity-ar.next+len(ar.free) {
+		return mReject(boxoffice.CodeSeatUnavailable)
+	}
+	if m.buyerHas(c.Event, c.Buyer)+c.Quantity > me.ev.Limits.MaxSeatsPerBuyer {
+		return mReject(boxoffice.CodeBuyerLimit)
+	}
+	first := me.idx[fmt.Sprintf("GA-%s-1", c.Area)]
+	var idx []int
+	for len(idx) < c.Quantity && len(ar.free) > 0 {
+		idx = append(idx, ar.free[len(ar.free)-1])
+		ar.free = ar.free[:len(ar.free)-1]
+	}
+	for len(idx) < c.Quantity {
+		idx = append(idx, first+ar.next)
+		ar.next++
+	}
+	slices.Sort(idx)
+	seats := make([]string, len(idx))
+	for i, n := range idx {
+		seats[i] = me.ids[n]
+	}
+	return m.take(me, &Hold{Event: c.Event, Buyer: c.Buyer, Seats: seats, TTLSeconds: c.TTLSeconds}, idx, pos)
+}
+
+// buyerHas counts the seats a buyer bought or holds (unexpired) in an event.
+func (m *model) buyerHas(event, buyer string) int {
+	have := m.sold[event+"/"+buyer]
+	for _, h := range m.holds {
+		if h.Event == event && h.Buyer == buyer && h.State == boxoffice.HoldActive && h.ExpiresAtMs > m.nowMs {
+			have += len(h.Seats)
+		}
+	}
+	return have
 }
 
 // activeHold mirrors the checks a release or purchase makes, in order.
@@ -245,6 +327,10 @@ func (m *model) free(event, owner string, seats []string) {
 		}
 		if rec, ok := m.seats[event][n]; ok && rec.owner == owner {
 			delete(m.seats[event], n)
+			if a := me.area[n]; a != "" {
+				ar := m.areas[event+"\x00"+a]
+				ar.free = append(ar.free, n)
+			}
 		}
 	}
 }
@@ -376,6 +462,11 @@ func (m *model) exchange(c *Exchange) Result {
 			return mReject(boxoffice.CodeInvalidArgument)
 		}
 		take = append(take, n)
+	}
+	for _, n := range take {
+		if me.area[n] != "" {
+			return mReject(boxoffice.CodeInvalidArgument)
+		}
 	}
 	for i, n := range take {
 		if slices.Contains(o.Seats, c.Take[i]) {
@@ -513,9 +604,12 @@ func propEvents() []boxoffice.Event {
 	return []boxoffice.Event{
 		{
 			ID: "e1", Name: "One", Organiser: "org1",
-			Categories: []boxoffice.Category{{ID: "floor", PriceCents: 1000}, {ID: "balcony", PriceCents: 2500}},
-			Venue:      boxoffice.Venue{Sections: []boxoffice.Section{{ID: "A", Category: "floor", Rows: 3, SeatsPerRow: 5}, {ID: "B", Category: "balcony", Rows: 3, SeatsPerRow: 5}}},
-			Limits:     boxoffice.Limits{MaxSeatsPerBuyer: 6, HoldTTLSeconds: 10},
+			Categories: []boxoffice.Category{{ID: "floor", PriceCents: 1000}, {ID: "balcony", PriceCents: 2500}, {ID: "pit", PriceCents: 400}},
+			Venue: boxoffice.Venue{
+				Sections: []boxoffice.Section{{ID: "A", Category: "floor", Rows: 3, SeatsPerRow: 5}, {ID: "B", Category: "balcony", Rows: 3, SeatsPerRow: 5}},
+				Areas:    []boxoffice.Area{{ID: "PIT", Category: "pit", Capacity: 8}},
+			},
+			Limits: boxoffice.Limits{MaxSeatsPerBuyer: 6, HoldTTLSeconds: 10},
 		},
 		{
 			ID: "e2", Name: "Two", Organiser: "org2",
@@ -593,8 +687,10 @@ func (g *gen) command() Command {
 		return &CreateEvent{Event: ev}
 	}
 	switch n := g.r.IntN(100); {
-	case n < 38:
+	case n < 30:
 		return g.maybeIdem(g.hold())
+	case n < 38:
+		return g.maybeIdem(g.holdArea())
 	case n < 52:
 		return g.maybeIdem(g.release())
 	case n < 65:
@@ -639,6 +735,8 @@ func (g *gen) maybeIdem(c Command) Command {
 	subject := "admin"
 	switch c := c.(type) {
 	case *Hold:
+		subject = c.Buyer
+	case *HoldArea:
 		subject = c.Buyer
 	case *Release:
 		subject = c.Buyer
@@ -694,7 +792,8 @@ func (g *gen) hold() Command {
 	if g.pct(70) {
 		pool = nil
 		for _, s := range g.m.seatMap(me.ev.ID) {
-			if s.State == boxoffice.SeatFree {
+			// General-admission places are refused by id: now and then.
+			if s.State == boxoffice.SeatFree && (!strings.HasPrefix(s.ID, "GA-") || g.pct(3)) {
 				pool = append(pool, s.ID)
 			}
 		}
@@ -718,6 +817,30 @@ func (g *gen) hold() Command {
 	}
 	return c
 }
+
+// holdArea asks the pit of the big event for a few places, now and then
+// of an event or area without one, or for a bad quantity.
+func (g *gen) holdArea() Command {
+	c := &HoldArea{Event: g.bigEvent(), Buyer: g.pick(propBuyers), Area: "PIT", Quantity: 1 + g.r.IntN(4)}
+	switch n := g.r.IntN(100); {
+	case n < 5:
+		c.Event = g.smallEvent() // no areas
+	case n < 7:
+		c.Event = "nope"
+	case n < 9:
+		c.Area = g.pick([]string{"A", "NOPE", ""})
+	case n < 12:
+		c.Quantity = g.pick2([]int{0, -1, boxoffice.SeatsPerHoldMax + 1, 9})
+	case n < 13:
+		c.Buyer = "bad/buyer"
+	}
+	if g.pct(20) {
+		c.TTLSeconds = g.r.IntN(16) - 2
+	}
+	return c
+}
+
+func (g *gen) pick2(ns []int) int { return ns[g.r.IntN(len(ns))] }
 
 // holdRef picks a hold id (mostly an existing one, in any state) and a
 // buyer (mostly its owner).

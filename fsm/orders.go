@@ -134,6 +134,9 @@ func (a *applier) exchange(c *Exchange) (Result, error) {
 	if err != nil {
 		return Result{Err: err}, nil
 	}
+	if rej := noPlaces(ei.layout, c.Take, take); rej != nil {
+		return Result{Err: rej}, nil
+	}
 	catOf := func(n int) string { s, _, _ := ei.layout.Section(n); return s.Category }
 	var relCats, takeCats []string
 	for _, id := range c.Release {

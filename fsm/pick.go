@@ -26,13 +26,26 @@ func (s *Store) PickBest(event, category string, quantity int, adjacent bool, sk
 		return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "event %q has no category %q", event, category)
 	}
 	l := ei.layout
+	if skip != nil {
+		inflight := skip
+		skip = func(idx int) bool { return !l.Exists(idx) || inflight(idx) }
+	} else {
+		skip = func(idx int) bool { return !l.Exists(idx) } // holes are never free
+	}
+	seated := false
+	for si, sec := range l.Sections {
+		seated = seated || sec.Category == category && !l.IsArea(si)
+	}
+	if !seated && l.HasAreas() {
+		return nil, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "category %q of event %q has general-admission places only: hold {\"area\":…,\"quantity\":n}", category, event)
+	}
 	var picked []int
 	fallback := -1 // first run start that fits but strands a seat
 	fallbackLen := 0
 	found := false
-	for _, sec := range l.Sections {
-		if sec.Category != category {
-			continue
+	for si, sec := range l.Sections {
+		if sec.Category != category || l.IsArea(si) {
+			continue // general-admission places are held by area and quantity
 		}
 		first, n, _ := l.SectionRange(sec.ID)
 		// Walk the section's seats in order, stopping at the first pick

@@ -25,7 +25,8 @@ func propSeeds() []uint64 {
 }
 
 // TestPropertyAgainstModel applies random logs (holds by five buyers on a
-// 30-seat and a 6-seat venue, and on new events of those shapes once seats
+// 30-seat venue with an 8-place standing pit (held by quantity) and a
+// 6-seat venue, and on new events of those shapes once seats
 // sell out; whole and partial releases, purchases, extensions, order
 // cancellations and exchanges, idempotent wrappers with retries and reused
 // keys, sweeps, layout updates, bad input, a clock that mostly moves
@@ -111,7 +112,7 @@ func runProperty(t *testing.T, seed uint64, entries int) {
 	require.Greater(t, stats.rejected, entries/10, "seed %d: too few rejected commands", seed)
 	require.NotEmpty(t, g.m.orders, "seed %d: no purchase succeeded", seed)
 	if entries >= 200 {
-		for _, k := range []string{"*fsm.ExtendHold/", "*fsm.CancelOrder/", "*fsm.Exchange/", "*fsm.Idempotent/", "replayed"} {
+		for _, k := range []string{"*fsm.ExtendHold/", "*fsm.CancelOrder/", "*fsm.Exchange/", "*fsm.Idempotent/", "*fsm.HoldArea/", "*fsm.HoldArea/seat_unavailable", "replayed"} {
 			require.Positive(t, codes[k], "seed %d: no %s", seed, k)
 		}
 	}

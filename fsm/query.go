@@ -88,7 +88,7 @@ type SeatFilter struct {
 func (s *Store) Seats(event string, f SeatFilter) ([]boxoffice.Seat, error) {
 	var out []boxoffice.Seat
 	_, err := s.eachSeat(event, f, true, func(l *boxoffice.Layout, idx int, sec *boxoffice.Section, t takenSeat) {
-		seat := boxoffice.Seat{ID: l.ID(idx), Category: sec.Category, State: t.state}
+		seat := boxoffice.Seat{ID: l.ID(idx), Category: sec.Category, State: t.state, Flags: l.Flags(idx)}
 		if t.state == boxoffice.SeatHeld {
 			seat.Hold = t.owner
 		} else if t.state == boxoffice.SeatSold {
@@ -128,7 +128,7 @@ func (s *Store) eachSeat(event string, f SeatFilter, owners bool, fn func(l *box
 		return nil, err
 	}
 	l := ei.layout
-	first, n := 0, l.Capacity()
+	first, n := 0, l.Span()
 	if f.Section != "" {
 		var ok bool
 		if first, n, ok = l.SectionRange(f.Section); !ok {
@@ -152,6 +152,9 @@ func (s *Store) eachSeat(event string, f SeatFilter, owners bool, fn func(l *box
 			continue
 		}
 		for ; idx < end; idx++ {
+			if !l.Exists(idx) {
+				continue // a hole: no seat here
+			}
 			t := takenSeat{idx: idx, state: boxoffice.SeatFree}
 			if ti < len(taken) && taken[ti].idx == idx {
 				t = taken[ti]
@@ -214,10 +217,10 @@ func (s *Store) Counts(event string) ([]boxoffice.CategoryCount, error) {
 		counts[i].Category = c.ID
 		pos[c.ID] = i
 	}
-	for _, sec := range ei.layout.Sections {
-		counts[pos[sec.Category]].Capacity += sec.Rows * sec.SeatsPerRow
+	for i, sec := range ei.layout.Sections {
+		counts[pos[sec.Category]].Capacity += ei.layout.SectionSeats(i)
 	}
-	taken, err := s.takenSeats(event, 0, ei.layout.Capacity(), false)
+	taken, err := s.takenSeats(event, 0, ei.layout.Span(), false)
 	if err != nil {
 		return nil, err
 	}

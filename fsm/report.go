@@ -485,7 +485,7 @@ func (v snapshotView) scan(lower, upper []byte, fn func(k, v []byte) (bool, erro
 func reportUnits(ei *eventInfo) []boxoffice.ReportLine {
 	out := make([]boxoffice.ReportLine, len(ei.layout.Sections))
 	for i, sec := range ei.layout.Sections {
-		out[i] = boxoffice.ReportLine{ID: sec.ID, Category: sec.Category, Capacity: sec.Rows * sec.SeatsPerRow}
+		out[i] = boxoffice.ReportLine{ID: sec.ID, Category: sec.Category, Capacity: ei.layout.SectionSeats(i)} // holes left out; an area is a unit of its places
 	}
 	return out
 }

@@ -69,7 +69,7 @@ func TestSnapshotRestore(t *testing.T) {
 	require.Equal(t, propEvents()[0].Venue, ev.Venue)
 	seats, err := dst.Seats("e1", SeatFilter{})
 	require.NoError(t, err)
-	require.Len(t, seats, 30)
+	require.Len(t, seats, 30+8, "30 seats and 8 standing places")
 	ids, err := dst.HoldsOf("u1")
 	require.NoError(t, err)
 	require.NotEmpty(t, ids)

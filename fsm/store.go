@@ -219,6 +219,7 @@ type Result struct {
 	Event   *boxoffice.Event
 	Hold    *boxoffice.Hold
 	Order   *boxoffice.Order
+	Venue   *boxoffice.VenueChart
 	Expired int
 	Grant   *boxoffice.Grant
 	// Queue, Place and Admitted are the waiting room's results.

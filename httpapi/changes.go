@@ -184,7 +184,7 @@ func appendChangeMessage(b []byte, l *boxoffice.Layout, fb fsm.FeedBatch) []byte
 	b = append(b, `,"seats":[`...)
 	n := 0
 	for _, c := range fb.Changes {
-		if int(c.Seat) >= l.Capacity() {
+		if int(c.Seat) >= l.Span() {
 			continue // a seat of a layout this node has not applied yet
 		}
 		if n > 0 {

@@ -173,6 +173,17 @@ func (s *Server) createEvent(ctx *fasthttp.RequestCtx) {
 	ev.Organiser = p.Subject
 	shard := s.node.ShardOfEvent(ev.ID)
 	s.write(ctx, shard, func(cctx context.Context) error {
+		if ev.VenueID != "" {
+			// Copy the venue's layout into the command, so that the
+			// event's shard never reads the venue's again.
+			v, err := s.venueFor(cctx, ev.VenueID, ev.VenueVersion)
+			if err != nil {
+				return err
+			}
+			if err := eventFromVenue(&ev, v); err != nil {
+				return err
+			}
+		}
 		// Without a key, refuse an existing id before proposing. With one,
 		// the state machine decides: a retry must get its first answer.
 		if !idem.on() {
@@ -257,6 +268,9 @@ func (p *eventPatch) apply(cur boxoffice.Event) (boxoffice.Event, error) {
 	}
 	if p.Venue != nil {
 		e.Venue = *p.Venue
+		e.Venue.Normalize()
+		// The layout is the event's own now, no longer a venue's copy.
+		e.VenueID, e.VenueVersion = "", 0
 	}
 	if p.Limits != nil {
 		if p.Limits.MaxSeatsPerBuyer != nil {
@@ -415,16 +429,31 @@ func appendSeatMap(b []byte, event string, index uint64, l *boxoffice.Layout, se
 		}
 		sec, row, num := l.Section(int(seat.Index))
 		b = append(b, `{"id":"`...)
-		b = append(b, sec.ID...) // an id: nothing to escape
-		b = append(b, '-')
-		b = strconv.AppendInt(b, int64(row), 10)
-		b = append(b, '-')
-		b = strconv.AppendInt(b, int64(num), 10)
+		if l.InArea(int(seat.Index)) {
+			b = l.AppendID(b, int(seat.Index)) // "GA-<area>-<n>"
+		} else {
+			b = append(b, sec.ID...) // an id: nothing to escape
+			b = append(b, '-')
+			b = strconv.AppendInt(b, int64(row), 10)
+			b = append(b, '-')
+			b = strconv.AppendInt(b, int64(num), 10)
+		}
 		b = append(b, `","category":`...)
 		b = appendJSONString(b, sec.Category)
 		b = append(b, `,"state":"`...)
 		b = append(b, seat.State.String()...)
-		b = append(b, `"}`...)
+		b = append(b, '"')
+		if flags := l.Flags(int(seat.Index)); len(flags) > 0 {
+			b = append(b, `,"flags":[`...)
+			for i, f := range flags {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, f)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
 	}
 	return append(b, "]}"...)
 }

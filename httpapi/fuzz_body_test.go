@@ -79,6 +79,13 @@ func FuzzHoldBody(f *testing.F) {
 		`{"seats":["A-1-1"],"quantity":1e3}`,
 		`{"category":"floor","quantity":9223372036854775808}`,
 		`{"seats":[` + strings.Repeat(`"A-1-1",`, 32) + `"A-1-2"]}`,
+		`{"area":"PIT","quantity":2}`,
+		`{"area":"PIT","quantity":2,"seats":["GA-PIT-1"]}`,
+		`{"area":"PIT","quantity":2,"category":"ga"}`,
+		`{"area":"PIT","quantity":1,"adjacent":true}`,
+		`{"area":"PIT","quantity":0}`,
+		`{"area":"P-IT","quantity":33}`,
+		`{"area":"","quantity":2}`,
 	}, jsonSeeds...) {
 		f.Add([]byte(s))
 	}
@@ -89,10 +96,15 @@ func FuzzHoldBody(f *testing.F) {
 			return
 		}
 		require.True(t, in.TTLSeconds >= 0 && in.TTLSeconds <= boxoffice.HoldTTLMax)
-		if len(in.Seats) > 0 {
+		switch {
+		case in.Area != "":
+			require.True(t, boxoffice.ValidID(in.Area), "area %q", in.Area)
+			require.True(t, len(in.Seats) == 0 && in.Category == "" && !in.Adjacent, "area with seats or category: %+v", in)
+			require.True(t, in.Quantity >= 1 && in.Quantity <= boxoffice.SeatsPerHoldMax, "quantity %d", in.Quantity)
+		case len(in.Seats) > 0:
 			validSeatList(t, in.Seats)
 			require.True(t, in.Category == "" && in.Quantity == 0 && !in.Adjacent, "seats and category: %+v", in)
-		} else {
+		default:
 			require.True(t, boxoffice.ValidID(in.Category), "category %q", in.Category)
 			require.True(t, in.Quantity >= 1 && in.Quantity <= boxoffice.SeatsPerHoldMax, "quantity %d", in.Quantity)
 		}
@@ -116,6 +128,13 @@ func FuzzEventBody(f *testing.F) {
 		`{"id":"e1","name":"E","startsAt":"yesterday","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,
 		`{"id":"e1","name":"E","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1000,"seatsPerRow":201}]},"limits":{"maxSeatsPerBuyer":-1}}`,
 		`{"id":"e1","name":"E","categories":[{"id":"c"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]},"limits":null}`,
+		`{"id":"e1","name":"E","categories":[{"id":"c","priceCents":100}],"venueId":"arena"}`,
+		`{"id":"e1","name":"E","categories":[{"id":"c","priceCents":100}],"venueId":"arena","venueVersion":3}`,
+		`{"id":"e1","name":"E","categories":[{"id":"c"}],"venueId":"arena","venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,
+		`{"id":"e1","name":"E","categories":[{"id":"c"}],"venueVersion":2,"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}}`,
+		`{"id":"e1","name":"E","categories":[{"id":"c"},{"id":"g"}],"venue":{"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1,"position":{"x":1,"y":-2}}],"areas":[{"id":"PIT","category":"g","capacity":40000}]}}`,
+		`{"id":"e1","name":"E","categories":[{"id":"g"}],"venue":{"sections":[],"areas":[{"id":"PIT","category":"g","capacity":0}]}}`,
+		`{"id":"e1","name":"E","categories":[{"id":"g"}],"venue":{"sections":[{"id":"GA","category":"g","rows":1,"seatsPerRow":1}],"areas":[{"id":"PIT","category":"g","capacity":5}]}}`,
 	}, jsonSeeds...) {
 		f.Add([]byte(s))
 	}
@@ -125,6 +144,14 @@ func FuzzEventBody(f *testing.F) {
 			requireBadInput(t, err)
 			return
 		}
+		if ev.VenueID != "" {
+			// The layout comes from the venue, on the leader: the
+			// request has none of its own.
+			require.True(t, boxoffice.ValidID(ev.VenueID), "venueId %q", ev.VenueID)
+			require.Empty(t, ev.Venue.Sections)
+			require.Empty(t, ev.Venue.Areas)
+			return
+		}
 		require.NoError(t, ev.Validate())
 		require.Empty(t, ev.Organiser, "the organiser is the caller, never the body's")
 		// What the API answers for the event, sent back as a new event,
@@ -132,6 +159,42 @@ func FuzzEventBody(f *testing.F) {
 		again, err := readEventRequest(bodyCtx(reencode(t, eventOut(&ev))))
 		require.NoError(t, err, "the answer for %+v is not a valid request", ev)
 		require.Equal(t, ev, again)
+	})
+}
+
+// FuzzVenueBody: the body of POST /v1/venues and PUT /v1/venues/{venue}.
+func FuzzVenueBody(f *testing.F) {
+	for _, s := range append([]string{
+		`{"id":"arena","name":"Arena","location":"Berlin","categories":[{"id":"floor","name":"Floor"},{"id":"ga","name":"Standing"}],
+		  "sections":[{"id":"A","category":"floor","rows":100,"seatsPerRow":50,"position":{"x":10,"y":20}}],
+		  "areas":[{"id":"PIT","category":"ga","capacity":40000}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"ga"}],"areas":[{"id":"PIT","category":"ga","capacity":1}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1},{"id":"A","category":"c","rows":1,"seatsPerRow":2}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"areas":[{"id":"A","category":"c","capacity":200001}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}],"areas":[{"id":"A","category":"c","capacity":2}]}`,
+		`{"id":"v","name":"V","version":7,"owner":"x","capacity":1,"updatedAt":"2026-01-01T00:00:00Z","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1,"position":{"x":1000001,"y":0}}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":2,"seatsPerRow":4,"rowSeats":[3,4],"gaps":["2-2"],"flags":[{"flag":"accessible","seats":["1-1"]}]}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":2,"seatsPerRow":4,"rowSeats":[],"gaps":[],"flags":[]}],"areas":[]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":2,"seatsPerRow":4,"rowSeats":[5,4]}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":1,"gaps":["1-1"]}]}`,
+		`{"id":"v","name":"V","categories":[{"id":"c"}],"sections":[{"id":"A","category":"c","rows":1,"seatsPerRow":2,"flags":[{"flag":"x","seats":["1-3"]}]}]}`,
+	}, jsonSeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		v, err := readVenueRequest(bodyCtx(body), "")
+		if err != nil {
+			requireBadInput(t, err)
+			return
+		}
+		require.NoError(t, v.Validate())
+		require.True(t, v.Version == 0 && v.Owner == "", "version and owner are the server's, never the body's: %+v", v)
+		require.Positive(t, v.Layout().Capacity(), "a venue with no seats")
+		again, err := readVenueRequest(bodyCtx(reencode(t, venueOut(&v))), v.ID)
+		require.NoError(t, err, "the answer for %+v is not a valid request", v)
+		require.Equal(t, v, again)
 	})
 }
 

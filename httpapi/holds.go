@@ -14,6 +14,7 @@ import (
 
 type holdRequest struct {
 	Seats      []string `json:"seats"`
+	Area       string   `json:"area,omitempty"`
 	Category   string   `json:"category"`
 	Quantity   int      `json:"quantity"`
 	Adjacent   bool     `json:"adjacent"`
@@ -90,9 +91,12 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 	s.write(ctx, shard, func(cctx context.Context) error {
 		var res fsm.Result
 		var err error
-		if len(in.Seats) > 0 {
+		switch {
+		case in.Area != "":
+			res, err = s.proposeIdem(ctx, cctx, shard, idem, &fsm.HoldArea{Event: event, Buyer: p.Subject, Area: in.Area, Quantity: in.Quantity, TTLSeconds: in.TTLSeconds})
+		case len(in.Seats) > 0:
 			res, err = s.holdSeats(ctx, cctx, shard, idem, event, p.Subject, in)
-		} else {
+		default:
 			res, err = s.holdBest(ctx, cctx, shard, idem, event, p.Subject, in)
 		}
 		if err != nil {
@@ -179,6 +183,20 @@ func (in *holdRequest) check() error {
 	if in.TTLSeconds < 0 || in.TTLSeconds > boxoffice.HoldTTLMax {
 		return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "ttlSeconds must be 0..%d", boxoffice.HoldTTLMax)
 	}
+	if in.Area != "" {
+		// General admission: a quantity of anonymous places of an area.
+		switch {
+		case len(in.Seats) > 0:
+			return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "a general-admission hold asks for a quantity, not seat ids")
+		case in.Category != "" || in.Adjacent:
+			return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "give either area or category, not both (general-admission places are never adjacent)")
+		case !boxoffice.ValidID(in.Area):
+			return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "area must be an area id")
+		case in.Quantity < 1 || in.Quantity > boxoffice.SeatsPerHoldMax:
+			return boxoffice.Errorf(boxoffice.CodeInvalidArgument, "quantity must be 1..%d", boxoffice.SeatsPerHoldMax)
+		}
+		return nil
+	}
 	byCategory := in.Category != "" || in.Quantity != 0 || in.Adjacent
 	switch {
 	case len(in.Seats) > 0 && byCategory:
@@ -204,8 +222,12 @@ func (s *Server) holdSeats(ctx *fasthttp.RequestCtx, cctx context.Context, shard
 		return fsm.Result{}, err
 	}
 	for _, id := range in.Seats {
-		if _, ok := layout.Index(id); !ok {
+		idx, ok := layout.Index(id)
+		if !ok {
 			return fsm.Result{}, boxoffice.Errorf(boxoffice.CodeSeatNotFound, "seat %q does not exist in event %q", id, event)
+		}
+		if layout.InArea(idx) {
+			return fsm.Result{}, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "%q is a general-admission place: hold {\"area\":…,\"quantity\":n} instead", id)
 		}
 	}
 	return s.proposeIdem(ctx, cctx, shard, idem, &fsm.Hold{Event: event, Buyer: buyer, Seats: in.Seats, TTLSeconds: in.TTLSeconds})

@@ -88,6 +88,10 @@ type eventJSON struct {
 	Venue      boxoffice.Venue      `json:"venue"`
 	Limits     *boxoffice.Limits    `json:"limits,omitempty"`
 	Capacity   int                  `json:"capacity,omitempty"`
+	// VenueID (with VenueVersion, 0: the newest) makes the event from a
+	// reusable venue instead of Venue.
+	VenueID      string `json:"venueId,omitempty"`
+	VenueVersion int    `json:"venueVersion,omitempty"`
 	// Availability is per category, on reads.
 	Availability []boxoffice.CategoryCount `json:"availability,omitempty"`
 }
@@ -96,8 +100,10 @@ func (j *eventJSON) toEvent() (boxoffice.Event, error) {
 	e := boxoffice.Event{
 		ID: j.ID, Name: j.Name, Type: j.Type, Location: j.Location,
 		Categories: j.Categories, Venue: j.Venue,
-		Limits: boxoffice.Limits{MaxSeatsPerBuyer: boxoffice.DefaultSeatsPerBuyer, HoldTTLSeconds: boxoffice.DefaultHoldTTL},
+		Limits:  boxoffice.Limits{MaxSeatsPerBuyer: boxoffice.DefaultSeatsPerBuyer, HoldTTLSeconds: boxoffice.DefaultHoldTTL},
+		VenueID: j.VenueID, VenueVersion: j.VenueVersion,
 	}
+	e.Venue.Normalize()
 	if j.Limits != nil {
 		if j.Limits.MaxSeatsPerBuyer != 0 {
 			e.Limits.MaxSeatsPerBuyer = j.Limits.MaxSeatsPerBuyer
@@ -112,6 +118,22 @@ func (j *eventJSON) toEvent() (boxoffice.Event, error) {
 			return e, err
 		}
 		e.StartsAtMs = ms
+	}
+	if j.VenueID != "" {
+		// The layout comes from the venue, read on the leader; the event
+		// is validated once it is filled in (eventFromVenue).
+		switch {
+		case len(j.Venue.Sections) > 0 || len(j.Venue.Areas) > 0:
+			return e, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "give either venue or venueId, not both")
+		case !boxoffice.ValidID(j.VenueID):
+			return e, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "venueId must be a venue id")
+		case j.VenueVersion < 0 || j.VenueVersion > boxoffice.VenueVersionsMax:
+			return e, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "venueVersion must be 1..%d (or absent: the newest)", boxoffice.VenueVersionsMax)
+		}
+		return e, nil
+	}
+	if j.VenueVersion != 0 {
+		return e, boxoffice.Errorf(boxoffice.CodeInvalidArgument, "venueVersion needs a venueId")
 	}
 	return e, e.Validate()
 }
@@ -137,7 +159,7 @@ func eventOut(e *boxoffice.Event) eventJSON {
 	return eventJSON{
 		ID: e.ID, Name: e.Name, Type: e.Type, Location: e.Location, Organiser: e.Organiser,
 		StartsAt: rfc3339(e.StartsAtMs), Categories: e.Categories, Venue: e.Venue, Limits: &l,
-		Capacity: e.Venue.Capacity(),
+		Capacity: e.Venue.Capacity(), VenueID: e.VenueID, VenueVersion: e.VenueVersion,
 	}
 }
 

@@ -38,6 +38,8 @@ type ledgerSeatJSON struct {
 	State    string `json:"state"`
 	Hold     string `json:"hold,omitempty"`
 	Order    string `json:"order,omitempty"`
+	// Flags as in the seat map, so that both answers have one shape.
+	Flags []string `json:"flags,omitempty"`
 }
 
 // ledgerPage reads the cursor and limit of a page.
@@ -120,7 +122,7 @@ func (s *Server) seatOwners(ctx *fasthttp.RequestCtx, event string, f fsm.SeatFi
 		}
 		out := make([]ledgerSeatJSON, len(seats))
 		for i, seat := range seats {
-			out[i] = ledgerSeatJSON{ID: seat.ID, Category: seat.Category, State: seat.State.String(), Hold: seat.Hold, Order: seat.Order}
+			out[i] = ledgerSeatJSON{ID: seat.ID, Category: seat.Category, State: seat.State.String(), Hold: seat.Hold, Order: seat.Order, Flags: seat.Flags}
 		}
 		ctx.Response.Header.Set("X-Boxoffice-Index", strconv.FormatUint(index, 10))
 		writeJSON(ctx, 200, map[string]any{"event": event, "index": index, "seats": out})

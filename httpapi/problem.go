@@ -34,6 +34,8 @@ var statusOf = map[boxoffice.Code]int{
 	boxoffice.CodeOrderNotFound:     http.StatusNotFound,
 	boxoffice.CodeMemberNotFound:    http.StatusNotFound,
 	boxoffice.CodeNotFound:          http.StatusNotFound,
+	boxoffice.CodeVenueNotFound:     http.StatusNotFound,
+	boxoffice.CodeVenueExists:       http.StatusConflict,
 	boxoffice.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 	boxoffice.CodeEventExists:       http.StatusConflict,
 	boxoffice.CodeConflict:          http.StatusConflict,

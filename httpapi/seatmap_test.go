@@ -22,6 +22,8 @@ func TestSeatMapIsTheStoresSeats(t *testing.T) {
 	ev := testcluster.Event("map-1", 3, 4, 5)
 	ev["categories"] = []map[string]any{{"id": "std", "name": "Standard", "priceCents": 5000}, {"id": "vip", "name": "VIP", "priceCents": 9000}}
 	ev["venue"].(map[string]any)["sections"].([]map[string]any)[1]["category"] = "vip"
+	ev["venue"].(map[string]any)["sections"].([]map[string]any)[0]["flags"] = []map[string]any{
+		{"flag": "accessible", "seats": []string{"1-1", "4-5"}}, {"flag": "aisle", "seats": []string{"1-1"}}}
 	code, body := c.Do(m, "POST", "/v1/events", testcluster.Token("org", httpapi.RoleOrganiser), ev)
 	require.Equal(t, 201, code, "%s", body)
 	// Some seats held, some sold, in every section.
@@ -37,9 +39,10 @@ func TestSeatMapIsTheStoresSeats(t *testing.T) {
 		require.NoError(t, res.Err)
 	}
 	type seatJSON struct {
-		ID       string `json:"id"`
-		Category string `json:"category"`
-		State    string `json:"state"`
+		ID       string   `json:"id"`
+		Category string   `json:"category"`
+		State    string   `json:"state"`
+		Flags    []string `json:"flags,omitempty"`
 	}
 	for _, section := range []string{"", "A", "B", "C"} {
 		for _, category := range []string{"", "std", "vip", "none"} {
@@ -55,7 +58,7 @@ func TestSeatMapIsTheStoresSeats(t *testing.T) {
 				require.NoError(t, err)
 				out := []seatJSON{}
 				for _, s := range seats {
-					out = append(out, seatJSON{ID: s.ID, Category: s.Category, State: s.State.String()})
+					out = append(out, seatJSON{ID: s.ID, Category: s.Category, State: s.State.String(), Flags: s.Flags})
 				}
 				before := st.AppliedIndex()
 				q := fmt.Sprintf("?section=%s&category=%s&status=%s", section, category, status)

@@ -342,6 +342,15 @@ func (s *Server) route(method string, p []string) (handler, bool) {
 		return s.myHolds, true
 	case is("GET", 2, "me", "orders"):
 		return s.myOrders, true
+	// Reusable venues (venues.go).
+	case is("POST", 1, "venues"):
+		return s.createVenue, true
+	case is("GET", 1, "venues"):
+		return s.listVenues, true
+	case is("GET", 2, "venues"):
+		return func(c *fasthttp.RequestCtx) { s.getVenue(c, arg(1)) }, true
+	case is("PUT", 2, "venues"):
+		return func(c *fasthttp.RequestCtx) { s.updateVenue(c, arg(1)) }, true
 	case is("GET", 1, "openapi.yaml"):
 		return s.openAPI, true
 	case is("GET", 1, "cluster"):

@@ -353,6 +353,36 @@ func TestWebPage(t *testing.T) {
 		}, time.Minute, 50*time.Millisecond)
 	})
 
+	t.Run("standing places are held by quantity; aisles are no seats", func(t *testing.T) {
+		org := testcluster.Token("org", httpapi.RoleOrganiser)
+		code, body := write(t, c.Members[0], "POST", "/v1/venues", org, map[string]any{
+			"id": "web-hall", "name": "Hall", "categories": []map[string]any{{"id": "std"}, {"id": "ga", "name": "Standing"}},
+			"sections": []map[string]any{{"id": "R", "category": "std", "rows": 2, "seatsPerRow": 4, "rowSeats": []int{3, 4}, "gaps": []string{"2-2"}}},
+			"areas":    []map[string]any{{"id": "PIT", "category": "ga", "capacity": 50}},
+		})
+		require.Equal(t, 201, code, "%s", body)
+		createWebEvent(t, c, map[string]any{"id": "web-ga", "name": "Standing night", "venueId": "web-hall",
+			"categories": []map[string]any{{"id": "std", "priceCents": 4000}, {"id": "ga", "priceCents": 2500}}})
+		p := newPage(t, b)
+		signIn(t, p, base(c.Members[1]), "dave", "buyer")
+		openEvent(t, p, base(c.Members[1]), "web-ga")
+		assert.Equal(t, "free", seatState(t, p, "R-2-3"))
+		assert.Equal(t, "free", seatState(t, p, "GA-PIT-50"))
+		for _, hole := range []string{"R-2-2", "R-1-4", "GA-PIT-51"} {
+			assert.Nil(t, eval[any](t, p, fmt.Sprintf("window.boxoffice.seatState(%q)", hole)), "%s is no seat", hole)
+		}
+		run(t, p, chromedp.SetValue("#area-qty", "3"), chromedp.Click("#area-btn", chromedp.NodeVisible))
+		waitJS(t, p, `window.boxoffice.holdState() === "active" || window.boxoffice.lastError() !== null`, time.Minute)
+		require.Equal(t, "active", eval[string](t, p, `window.boxoffice.holdState()`), "%v", eval[any](t, p, `window.boxoffice.lastError()`))
+		for _, id := range []string{"GA-PIT-1", "GA-PIT-2", "GA-PIT-3"} {
+			assert.Equal(t, "mine", seatState(t, p, id))
+		}
+		assert.Equal(t, "free", seatState(t, p, "GA-PIT-4"))
+		code, body = c.Do(c.Members[2], "GET", "/v1/events/web-ga/seats?section=PIT&status=held&consistency=strong", "", nil)
+		require.Equal(t, 200, code, "%s", body)
+		assert.Len(t, decode[seatsBody](t, body).Seats, 3)
+	})
+
 	t.Run("the organiser's report follows sales live; a viewer sees it, a stranger does not", func(t *testing.T) {
 		createWebEvent(t, c, testcluster.Event("web-rep", 2, 5, 5))
 		org := testcluster.Token("org", httpapi.RoleOrganiser)

@@ -297,3 +297,84 @@ func TestCheckChargesFindsMismatches(t *testing.T) {
 	require.NoError(t, checkCharges(context.Background(), bad, l.Orders, r))
 	assert.ElementsMatch(t, []string{"charge_ref", "charge_amount", "charge_missing", "refund_missing"}, kinds(r.Violations))
 }
+
+// The audit treats general-admission places as seats: an event made from a
+// venue with a floor, where places were bought by quantity (through the Go
+// client) and one order cancelled, audits clean with every count right.
+func TestAuditCountsStandingPlaces(t *testing.T) {
+	sim, simURL := newSimGateway(t)
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Shards: 2, Gateway: sim})
+	var nodes []string
+	for _, m := range c.Members {
+		nodes = append(nodes, "http://"+m.HTTPAddr)
+	}
+	orgTok := testcluster.Token("org1", httpapi.RoleOrganiser)
+	newClient := func(tok string) *client.Client {
+		cfg := client.DefaultConfig()
+		cfg.Nodes, cfg.Token = nodes, tok
+		cl, err := client.New(cfg)
+		require.NoError(t, err)
+		return cl
+	}
+	org := newClient(orgTok)
+	_, err := retry(t, func(ctx context.Context) (*client.VenueChart, error) {
+		return org.CreateVenue(ctx, &client.VenueChart{ID: "club", Name: "Club",
+			Categories: []client.VenueCategory{{ID: "seat"}, {ID: "ga", Name: "Floor"}},
+			Sections:   []client.Section{{ID: "A", Category: "seat", Rows: 1, SeatsPerRow: 4}},
+			Areas:      []client.Area{{ID: "FLOOR", Category: "ga", Capacity: 10}}})
+	})
+	require.NoError(t, err)
+	_, err = retry(t, func(ctx context.Context) (*client.Event, error) {
+		return org.CreateEvent(ctx, &client.Event{ID: "club-1", Name: "Club night", VenueID: "club",
+			Categories: []client.Category{{ID: "seat", PriceCents: 4000}, {ID: "ga", PriceCents: 1500}}})
+	})
+	require.NoError(t, err)
+	buy := func(who string, r client.HoldRequest) *client.Order {
+		cl := newClient(testcluster.Token(who, httpapi.RoleBuyer))
+		h, err := retry(t, func(ctx context.Context) (*client.Hold, error) { return cl.Hold(ctx, "club-1", r) })
+		require.NoError(t, err)
+		o, err := retry(t, func(ctx context.Context) (*client.Order, error) { return cl.Purchase(ctx, h.ID, "pm_card_visa") })
+		require.NoError(t, err)
+		return o
+	}
+	o1 := buy("b1", client.HoldRequest{Area: "FLOOR", Quantity: 3})
+	assert.Equal(t, []string{"GA-FLOOR-1", "GA-FLOOR-2", "GA-FLOOR-3"}, o1.Seats)
+	buy("b2", client.HoldRequest{Seats: []string{"A-1-1"}})
+	gone := buy("b3", client.HoldRequest{Area: "FLOOR", Quantity: 2})
+	b3 := newClient(testcluster.Token("b3", httpapi.RoleBuyer))
+	_, err = retry(t, func(ctx context.Context) (*client.Order, error) { return b3.CancelOrder(ctx, gone.ID) })
+	require.NoError(t, err)
+	// The cancelled places go back to the floor: the next buyer gets them.
+	o4 := buy("b4", client.HoldRequest{Area: "FLOOR", Quantity: 2})
+	assert.ElementsMatch(t, gone.Seats, o4.Seats)
+	require.Eventually(t, func() bool {
+		o, err := org.EventOrders(context.Background(), "club-1", "", 0)
+		if err != nil {
+			return false
+		}
+		for _, x := range o.Orders {
+			if x.ID == gone.ID {
+				return x.State == client.OrderRefunded
+			}
+		}
+		return false
+	}, 2*time.Minute, 50*time.Millisecond, "the cancelled order is refunded")
+
+	var out string
+	var code int
+	for attempt := 0; attempt < 10; attempt++ {
+		out, code = run(t, "audit", "club-1", "--target="+strings.Join(nodes, ","), "--token="+orgTok, "--payment-gateway", simURL, "-o", "json")
+		if code != exitUnavailable {
+			break
+		}
+	}
+	require.Equal(t, exitOK, code, out)
+	var rep auditReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	assert.Empty(t, rep.Violations)
+	assert.Equal(t, 14, rep.Capacity)
+	assert.Equal(t, 6, rep.Sold)
+	assert.Equal(t, 8, rep.Free)
+	assert.Equal(t, 6, rep.PaidSeats)
+	assert.Equal(t, int64(5*1500+4000), rep.RevenueCents)
+}

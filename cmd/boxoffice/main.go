@@ -1,6 +1,6 @@
 // Command boxoffice is the one binary: a cluster node (serve), a local
 // 3-node cluster for development (local), the operator's commands against
-// any node's HTTP API (cluster, events, audit, demo), the load harness
+// any node's HTTP API (cluster, events, venues, audit, demo), the load harness
 // (bench, chaos) and tools (token, payment-sim).
 package main
 
@@ -34,7 +34,7 @@ func newRoot() *cobra.Command {
 	}
 	root.AddCommand(serveCmd(), tokenCmd(), localCmd(), paySimCmd())
 	root.AddCommand(benchCmd(), chaosCmd())
-	root.AddCommand(clusterCmd(), eventsCmd(), auditCmd(), demoCmd())
+	root.AddCommand(clusterCmd(), eventsCmd(), venuesCmd(), auditCmd(), demoCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

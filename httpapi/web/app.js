@@ -185,11 +185,28 @@
       const cats = new Map(ev.categories.map((c, i) => [c.id, i]));
       let base = 0;
       for (const s of ev.venue.sections) {
-        this.sections.push({ id: s.id, cat: cats.get(s.category) || 0, rows: s.rows, per: s.seatsPerRow, base, x: 0, y: 0 });
+        // Positions that the rows' own lengths or gaps (aisles) leave out
+        // are no seats: never drawn, never picked.
+        let holes = null;
+        if (s.rowSeats || s.gaps) {
+          holes = new Set(s.gaps || []);
+          (s.rowSeats || []).forEach((n, r) => { for (let k = n + 1; k <= s.seatsPerRow; k++) holes.add((r + 1) + '-' + k); });
+        }
+        this.sections.push({ id: s.id, cat: cats.get(s.category) || 0, rows: s.rows, per: s.seatsPerRow, base, x: 0, y: 0, holes });
         base += s.rows * s.seatsPerRow;
       }
+      // General-admission areas follow, numbered as the server numbers
+      // them: drawn as a block of places, held by quantity, not by click.
+      this.areas = new Map();
+      for (const a of ev.venue.areas || []) {
+        const per = Math.min(a.capacity, 100);
+        const s = { id: a.id, area: true, cap: a.capacity, cat: cats.get(a.category) || 0, rows: Math.ceil(a.capacity / per), per, base, x: 0, y: 0, holes: null };
+        this.sections.push(s);
+        this.areas.set(a.id, s);
+        base += a.capacity;
+      }
       this.capacity = base;
-      this.byId = new Map(this.sections.map((s) => [s.id, s]));
+      this.byId = new Map(this.sections.filter((s) => !s.area).map((s) => [s.id, s]));
       this.state = new Uint8Array(base);
       this.expiresAt = new Map(); // held seat index -> expiresAtMs, when the feed told us
       this.picked = new Set();
@@ -262,10 +279,22 @@
     index(id) {
       const p = id.split('-');
       if (p.length !== 3) return -1;
+      if (p[0] === 'GA') {
+        const a = this.areas.get(p[1]), n = +p[2];
+        return a && n >= 1 && n <= a.cap ? a.base + n - 1 : -1;
+      }
       const s = this.byId.get(p[0]);
       const row = +p[1], num = +p[2];
       if (!s || !(row >= 1 && row <= s.rows && num >= 1 && num <= s.per)) return -1;
+      if (s.holes && s.holes.has(row + '-' + num)) return -1;
       return s.base + (row - 1) * s.per + (num - 1);
+    }
+
+    // exists says whether position (r, n) of section s, from 0, is a seat
+    // (or a place of an area).
+    exists(s, r, n) {
+      if (s.area) return r * s.per + n < s.cap;
+      return !s.holes || !s.holes.has((r + 1) + '-' + (n + 1));
     }
 
     sectionOf(i) {
@@ -279,6 +308,7 @@
 
     id(i) {
       const s = this.sectionOf(i), k = i - s.base;
+      if (s.area) return 'GA-' + s.id + '-' + (k + 1);
       return s.id + '-' + (Math.floor(k / s.per) + 1) + '-' + (k % s.per + 1);
     }
 
@@ -308,7 +338,7 @@
       d.fill(0);
       for (const s of this.sections) {
         for (let r = 0; r < s.rows; r++) {
-          for (let n = 0; n < s.per; n++) this.paintPixel(s.base + r * s.per + n, s, r, n);
+          for (let n = 0; n < s.per; n++) if (this.exists(s, r, n)) this.paintPixel(s.base + r * s.per + n, s, r, n);
         }
       }
       this.offCtx.putImageData(this.img, 0, 0);
@@ -375,7 +405,7 @@
         } else {
           g.font = '700 14px system-ui, sans-serif';
           g.fillStyle = '#1d2330';
-          g.fillText('Section ' + s.id, x + w / 2, y - 0.5 * GAP * sc);
+          g.fillText((s.area ? 'Standing ' : 'Section ') + s.id, x + w / 2, y - 0.5 * GAP * sc);
         }
       }
     }
@@ -389,6 +419,7 @@
         let fill = '';
         for (let r = r0; r < r1; r++) {
           for (let n = n0; n < n1; n++) {
+            if (!this.exists(s, r, n)) continue;
             const c = this.color(s.base + r * s.per + n);
             if (c !== fill) { g.fillStyle = c; fill = c; }
             g.fillRect((s.x + n - this.ox) * sc, (s.y + r - this.oy) * sc, size, size);
@@ -409,7 +440,7 @@
       for (const s of this.sections) {
         if (wx >= s.x - GAP / 2 && wx < s.x + s.per + GAP / 2 && wy >= s.y - GAP / 2 && wy < s.y + s.rows + GAP / 2) {
           const n = Math.floor(wx - s.x), r = Math.floor(wy - s.y);
-          const seat = (n >= 0 && n < s.per && r >= 0 && r < s.rows) ? s.base + r * s.per + n : -1;
+          const seat = (n >= 0 && n < s.per && r >= 0 && r < s.rows && this.exists(s, r, n)) ? s.base + r * s.per + n : -1;
           return { section: s, seat };
         }
       }
@@ -556,6 +587,7 @@
       ev.capacity.toLocaleString() + ' seats', 'hold time ' + ev.limits.holdTTLSeconds + ' s',
       'at most ' + ev.limits.maxSeatsPerBuyer + ' seats per buyer'].filter(Boolean).join(' · ');
     showAvailability(ev);
+    showAreas(ev);
     const t0 = performance.now();
     map = new SeatMap($('#seatmap'), ev);
     await loadSeats(id, isClosed);
@@ -652,6 +684,10 @@
       return;
     }
     if (h.seat < 0) return;
+    if (h.section.area) {
+      say('Standing: places of ' + h.section.id + ' are held by quantity (below the map)', true, 'invalid_argument');
+      return;
+    }
     const st = map.effective(h.seat);
     if (map.picked.has(h.seat)) {
       map.picked.delete(h.seat);
@@ -684,6 +720,35 @@
       fail(e);
     } finally {
       renderCart();
+    }
+  }
+
+  // holdArea holds a quantity of places of a general-admission area.
+  async function holdArea(ev) {
+    ev.preventDefault();
+    if (!map) return;
+    if (!token()) { say('Sign in first', true, 'unauthorized'); return; }
+    const area = $('#area-select').value, quantity = parseInt($('#area-qty').value, 10);
+    try {
+      const h = await api('POST', '/v1/events/' + encodeURIComponent(map.ev.id) + '/holds', { area, quantity },
+        { idempotencyKey: newKey(), tries: 4 });
+      startHold(h);
+      say('Held ' + h.seats.length + ' standing place(s)', false);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  function showAreas(ev) {
+    const areas = ev.venue.areas || [];
+    $('#area-form').hidden = areas.length === 0;
+    const sel = $('#area-select');
+    sel.textContent = '';
+    for (const a of areas) {
+      const o = document.createElement('option');
+      o.value = a.id;
+      o.textContent = a.id + ' (' + a.capacity.toLocaleString() + ')';
+      sel.appendChild(o);
     }
   }
 
@@ -995,6 +1060,7 @@
     $('#zoom-out').addEventListener('click', () => map && map.zoomAt(c.width / 2, c.height / 2, 1 / 1.5));
     $('#zoom-all').addEventListener('click', () => map && map.fit());
     $('#hold-btn').addEventListener('click', holdPicked);
+    $('#area-form').addEventListener('submit', holdArea);
     $('#clear-btn').addEventListener('click', () => {
       if (!map) return;
       const p = Array.from(map.picked);

@@ -74,6 +74,11 @@ func Check(h History, opts Options) (Verdict, error) {
 		if op.Outcome == Unknown && op.IsWrite() {
 			v.Unknown++
 		}
+		if op.Kind == KindHoldArea && op.Outcome == Unknown {
+			// Which places it took, if any, is unknown: the history cannot
+			// be checked. Resolve learns it with the op's key.
+			v.Violations = append(v.Violations, fmt.Sprintf("%s: an area hold of unknown outcome; resolve it before checking", op.String()))
+		}
 		if op.Resolved {
 			v.Resolved++
 		}
@@ -172,7 +177,7 @@ func stories(ops []Op) map[string]*holdStory {
 	byCall := slices.Clone(ops)
 	sort.SliceStable(byCall, func(i, j int) bool { return byCall[i].Call < byCall[j].Call })
 	for _, op := range byCall {
-		if op.Kind == KindHold && op.Outcome == OK {
+		if (op.Kind == KindHold || op.Kind == KindHoldArea) && op.Outcome == OK {
 			out[op.Hold] = &holdStory{made: op, seats: op.HoldSeats, state: client.HoldActive, certain: true}
 		}
 	}

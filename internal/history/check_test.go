@@ -311,3 +311,32 @@ func TestClassify(t *testing.T) {
 	require.Equal(t, Unknown, o)
 	require.Equal(t, "transport", code)
 }
+
+// Area holds are holds of the places they were given: two that were given
+// one place, one after the other with no release between, cannot both be
+// right; a refused one changes nothing; one of unknown outcome cannot be
+// checked until it is resolved.
+func TestCheckAreaHolds(t *testing.T) {
+	area := func(client int, id string, places ...string) Op {
+		return Op{Client: client, Kind: KindHoldArea, Area: "PIT", Quantity: len(places), Hold: id, Seats: places, HoldSeats: places}
+	}
+	b := &builder{}
+	b.add(0, 10, area(0, "h1", "GA-PIT-1", "GA-PIT-2")).
+		add(5, 12, Op{Client: 1, Kind: KindHoldArea, Area: "PIT", Quantity: 9, Outcome: Fail, Code: "seat_unavailable"}).
+		add(11, 20, release(0, "h1")).
+		add(21, 30, area(1, "h2", "GA-PIT-2")).
+		add(31, 40, read(2, "GA-PIT-1", "free", "GA-PIT-2", "held"))
+	v := check(t, b.history())
+	require.True(t, v.OK(), v.String())
+
+	b = &builder{}
+	b.add(0, 10, area(0, "h1", "GA-PIT-1")).
+		add(20, 30, area(1, "h2", "GA-PIT-1"))
+	require.Equal(t, porcupine.Illegal, check(t, b.history()).Linearizable, "one place given twice")
+
+	b = &builder{}
+	b.add(0, 10, Op{Client: 0, Kind: KindHoldArea, Area: "PIT", Quantity: 1, Outcome: Unknown, Code: "timeout"})
+	v = check(t, b.history())
+	require.False(t, v.OK())
+	require.Contains(t, v.String(), "resolve it")
+}

@@ -75,6 +75,7 @@ type Kind string
 
 const (
 	KindHold      Kind = "hold"       // hold explicit seats
+	KindHoldArea  Kind = "hold-area"  // hold a quantity of a general-admission area's places
 	KindRelease   Kind = "release"    // release some or all seats of a hold
 	KindPurchase  Kind = "purchase"   // check out a hold
 	KindReadSeats Kind = "read-seats" // strong read of seat states
@@ -111,6 +112,10 @@ type Op struct {
 	Seats         []string `json:"seats,omitempty"`
 	Hold          string   `json:"hold,omitempty"`
 	PaymentMethod string   `json:"paymentMethod,omitempty"`
+	// Area and Quantity: hold-area — what was asked for. Its Seats are
+	// the places it was given (known once it succeeded).
+	Area     string `json:"area,omitempty"`
+	Quantity int    `json:"quantity,omitempty"`
 
 	// Call and Return are nanoseconds since the recorder started
 	// (monotonic). Return means nothing while Outcome is Unknown.
@@ -139,7 +144,7 @@ type Op struct {
 
 // IsWrite reports whether the operation may change state.
 func (o *Op) IsWrite() bool {
-	return o.Kind == KindHold || o.Kind == KindRelease || o.Kind == KindPurchase
+	return o.Kind == KindHold || o.Kind == KindHoldArea || o.Kind == KindRelease || o.Kind == KindPurchase
 }
 
 // String is a short description: "c3 hold [A-1-1 A-1-2] → ok h_0.12.0".
@@ -157,7 +162,7 @@ func (o *Op) String() string {
 		b.WriteString(" " + o.Code)
 	}
 	switch o.Kind {
-	case KindHold:
+	case KindHold, KindHoldArea:
 		if o.Hold != "" {
 			fmt.Fprintf(&b, " %s %v", o.Hold, o.HoldSeats)
 		}

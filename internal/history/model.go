@@ -126,6 +126,10 @@ func step(st state, op Op) (bool, state) {
 	switch op.Kind {
 	case KindHold:
 		return stepHold(st, op)
+	case KindHoldArea:
+		// Only successful ones reach the model (see Operations): a hold
+		// of the places it was given, which must have been free.
+		return stepHold(st, op)
 	case KindRelease:
 		return stepRelease(st, op)
 	case KindPurchase:
@@ -284,6 +288,12 @@ func Operations(ops []Op) []porcupine.Operation {
 	out := make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
 		if !op.IsWrite() && op.Outcome != OK {
+			continue
+		}
+		if op.Kind == KindHoldArea && op.Outcome != OK {
+			// A refused area hold changed nothing, and which places a
+			// refusal concerned is not known: the model has no area
+			// counts. (One of unknown outcome is a violation: see Check.)
 			continue
 		}
 		ret := op.Return

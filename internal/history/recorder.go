@@ -175,6 +175,17 @@ func (c *Client) Hold(ctx context.Context, event string, seats []string) Op {
 	})
 }
 
+// HoldArea holds quantity places of a general-admission area: the op's
+// Seats are the places given, once it succeeded.
+func (c *Client) HoldArea(ctx context.Context, event, area string, quantity int) Op {
+	return c.record(ctx, Op{Kind: KindHoldArea, Event: event, Area: area, Quantity: quantity}, func(ctx context.Context, op *Op) {
+		h, err := c.api.Hold(client.WithIdempotencyKey(ctx, op.Key), event, client.HoldRequest{Area: area, Quantity: quantity})
+		if outcome(op, err) {
+			op.Hold, op.HoldSeats, op.Seats = h.ID, h.Seats, slices.Clone(h.Seats)
+		}
+	})
+}
+
 // Release frees seats of a hold (all of them if none are given).
 func (c *Client) Release(ctx context.Context, event, hold string, seats ...string) Op {
 	seats = slices.Clone(seats)

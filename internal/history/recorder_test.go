@@ -2,6 +2,8 @@ package history_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +118,78 @@ func TestRecorderAgainstACluster(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, v.OK(), v.String())
 	require.Zero(t, v.Unknown, "nothing is left unknown once resolved")
+	require.Equal(t, 1, v.Resolved)
+}
+
+// Area holds through the recorder against a real cluster: concurrent
+// buyers take a small standing area's places by quantity, release and buy
+// some; one call of unknown outcome is resolved with its key; the history
+// of who held which place passes the check.
+func TestRecorderAreaHolds(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3})
+	var nodes []string
+	for _, m := range c.Members {
+		nodes = append(nodes, "http://"+m.HTTPAddr)
+	}
+	cfg := client.DefaultConfig()
+	cfg.Nodes = nodes
+	cfg.Token = testcluster.AdminToken()
+	admin, err := client.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(admin.CloseIdleConnections)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const event = "rec-ga"
+	_, err = admin.CreateEvent(ctx, &client.Event{
+		ID: event, Name: "Standing", Categories: []client.Category{{ID: "ga", Name: "Standing", PriceCents: 100}},
+		Venue:  client.Venue{Sections: []client.Section{}, Areas: []client.Area{{ID: "PIT", Category: "ga", Capacity: 10}}},
+		Limits: client.Limits{MaxSeatsPerBuyer: 100, HoldTTLSeconds: 3600},
+	})
+	require.NoError(t, err)
+
+	rec := history.NewRecorder()
+	var wg sync.WaitGroup
+	for i := range 4 {
+		b := rec.NewClient(admin.WithToken(testcluster.Token(fmt.Sprintf("g%d", i), httpapi.RoleBuyer)), fmt.Sprintf("g%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 3 {
+				h := b.HoldArea(ctx, event, "PIT", 1+(i+round)%3)
+				if h.Outcome != history.OK {
+					continue // the pit is full for now: nothing changed
+				}
+				switch round % 3 {
+				case 0:
+					b.Release(ctx, event, h.Hold)
+				case 1:
+					b.Purchase(ctx, event, h.Hold, "pm_card_visa")
+				}
+				b.ReadSeats(ctx, event, "PIT")
+			}
+		}()
+	}
+	wg.Wait()
+	gone, stop := context.WithCancel(ctx)
+	stop()
+	unk := rec.NewClient(admin.WithToken(testcluster.Token("late", httpapi.RoleBuyer)), "late").HoldArea(gone, event, "PIT", 1)
+	require.Equal(t, history.Unknown, unk.Outcome, unk.String())
+	require.Equal(t, 0, rec.Resolve(ctx))
+
+	_, err = rec.Collect(ctx, admin, event, 10)
+	require.NoError(t, err)
+	hist := rec.History()
+	areaHolds := 0
+	for _, op := range hist.Ops {
+		if op.Kind == history.KindHoldArea && op.Outcome == history.OK {
+			areaHolds++
+			require.Len(t, op.Seats, op.Quantity, op.String())
+		}
+	}
+	require.GreaterOrEqual(t, areaHolds, 5, "most area holds got places")
+	v, err := history.Check(hist, history.Options{Dir: history.ArtifactDir(t.Name(), "")})
+	require.NoError(t, err)
+	require.True(t, v.OK(), v.String())
 	require.Equal(t, 1, v.Resolved)
 }
