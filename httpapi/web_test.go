@@ -381,6 +381,11 @@ func TestWebPage(t *testing.T) {
 		code, body = c.Do(c.Members[2], "GET", "/v1/events/web-ga/seats?section=PIT&status=held&consistency=strong", "", nil)
 		require.Equal(t, 200, code, "%s", body)
 		assert.Len(t, decode[seatsBody](t, body).Seats, 3)
+		// For a person to look at: the short row, the aisle and the floor.
+		dir := filepath.Join("..", "artifacts")
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		png := get(t, p, chromedp.FullScreenshot(100))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "webpage-standing.png"), png, 0o644))
 	})
 
 	t.Run("the organiser's report follows sales live; a viewer sees it, a stranger does not", func(t *testing.T) {

@@ -656,7 +656,7 @@
     for (const a of ev.availability || []) {
       const r = t.insertRow();
       const c = names.get(a.id) || { name: a.id, priceCents: 0 };
-      [c.name, money(c.priceCents), a.free.toLocaleString(), a.held.toLocaleString(), a.sold.toLocaleString()].forEach((v) => { r.insertCell().textContent = v; });
+      [c.name || c.id, money(c.priceCents), a.free.toLocaleString(), a.held.toLocaleString(), a.sold.toLocaleString()].forEach((v) => { r.insertCell().textContent = v; });
     }
   }
 
