@@ -53,13 +53,22 @@ func venuesCreateCmd(r *remote, update bool) *cobra.Command {
 		use, short = "update", "Replace a venue with a new version from a JSON or CSV file (events keep theirs)"
 	}
 	c := &cobra.Command{
-		Use:   use,
+		Use:   use + " [FILE]",
 		Short: short,
 		Long:  short + ".\n\n" + venueFileHelp,
-		Example: `  boxoffice venues ` + use + ` --file arena.json --token $ORGANISER
+		Example: `  boxoffice venues ` + use + ` arena.json --token $ORGANISER
   boxoffice venues ` + use + ` --file arena.csv --id arena --name Arena --location Berlin`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// The file is named as an argument or with --file, once.
+			switch {
+			case len(args) == 1 && file != "":
+				return usageError{errors.New("name the file once: as an argument or with --file")}
+			case len(args) == 1:
+				file = args[0]
+			case file == "":
+				return usageError{errors.New("name the venue's file: boxoffice venues " + use + " FILE (or --file FILE)")}
+			}
 			b, err := readFile(cmd.InOrStdin(), file)
 			if err != nil {
 				return err
@@ -94,7 +103,8 @@ func venuesCreateCmd(r *remote, update bool) *cobra.Command {
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), out, func(w io.Writer) {
-				fmt.Fprintf(w, "%s version %d: %d places in %d sections and %d areas\n", out.ID, out.Version, out.Capacity, len(out.Sections), len(out.Areas))
+				fmt.Fprintf(w, "%s version %d: %d places in %s and %s\n", out.ID, out.Version, out.Capacity,
+					plural(len(out.Sections), "section"), plural(len(out.Areas), "general-admission area"))
 			})
 		},
 	}
@@ -102,8 +112,15 @@ func venuesCreateCmd(r *remote, update bool) *cobra.Command {
 	c.Flags().StringVar(&flags.ID, "id", "", "the venue's id (overrides the file's)")
 	c.Flags().StringVar(&flags.Name, "name", "", "the venue's name (overrides the file's)")
 	c.Flags().StringVar(&flags.Location, "location", "", "where it is (overrides the file's)")
-	c.MarkFlagRequired("file")
 	return c
+}
+
+// plural is "1 section", "2 sections".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // parseVenue reads a venue from CSV (by extension) or JSON, checking what

@@ -28,7 +28,7 @@ func TestVenuesCLI(t *testing.T) {
 
 	out, code := run(t, "venues", "create", target, org, "--file", csvFile, "--id", "arena", "--name", "Arena", "--location", "Berlin")
 	require.Equal(t, exitOK, code, out)
-	assert.Contains(t, out, "arena version 1: 130 places in 2 sections and 1 areas")
+	assert.Contains(t, out, "arena version 1: 130 places in 2 sections and 1 general-admission area")
 
 	v2 := client.VenueChart{ID: "arena", Name: "Arena (rebuilt)", Categories: []client.VenueCategory{{ID: "ga", Name: "Standing"}},
 		Areas: []client.Area{{ID: "PIT", Category: "ga", Capacity: 500}}}
@@ -68,9 +68,9 @@ func TestVenuesCLI(t *testing.T) {
 	// Rows of their own lengths, an aisle, accessible seats.
 	rowsFile := filepath.Join(dir, "rows.csv")
 	require.NoError(t, os.WriteFile(rowsFile, []byte("id,category,rows,seats_per_row,capacity,row_seats,gaps,accessible\nR,floor,3,6,,6 5 4,1-3 2-3,1-1 3-4\n"), 0o600))
-	out, code = run(t, "venues", "create", target, org, "--file", rowsFile, "--id", "rows", "--name", "Rows")
+	out, code = run(t, "venues", "create", rowsFile, target, org, "--id", "rows", "--name", "Rows") // the file as an argument
 	require.Equal(t, exitOK, code, out)
-	assert.Contains(t, out, "rows version 1: 13 places in 1 sections") // 6+5+4 less two gaps
+	assert.Contains(t, out, "rows version 1: 13 places in 1 section and 0 general-admission areas") // 6+5+4 less two gaps
 	out, code = run(t, "venues", "show", "rows", target, "-o", "json")
 	require.Equal(t, exitOK, code, out)
 	require.NoError(t, json.Unmarshal([]byte(out), &shown))
@@ -82,6 +82,14 @@ func TestVenuesCLI(t *testing.T) {
 	out, code = run(t, "venues", "create", target, org, "--file", badRows, "--id", "badrows", "--name", "Bad")
 	assert.NotEqual(t, exitOK, code, out)
 	assert.Contains(t, out, "gap")
+
+	// The file is named once, and must be named.
+	out, code = run(t, "venues", "create", rowsFile, target, org, "--file", rowsFile, "--id", "twice", "--name", "Twice")
+	assert.Equal(t, exitUsage, code, out)
+	assert.Contains(t, out, "name the file once")
+	out, code = run(t, "venues", "create", target, org, "--id", "none", "--name", "None")
+	assert.Equal(t, exitUsage, code, out)
+	assert.Contains(t, out, "name the venue's file")
 
 	// Bad files and bad venues end with an error, and create nothing.
 	bad := filepath.Join(dir, "bad.csv")
