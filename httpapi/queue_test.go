@@ -51,7 +51,7 @@ func doRetry(m *testcluster.Member, method, path, token string, body any, header
 		if code != 503 || time.Now().After(deadline) {
 			return code, out
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // a client's backoff between retries of a 503
 	}
 }
 
@@ -312,7 +312,7 @@ func TestQueueLeaderKillLosesNoPlace(t *testing.T) {
 			if code != 0 && code != 503 && code != 504 {
 				return code, out
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // a client's backoff before the next node
 		}
 		return code, out
 	}
@@ -381,7 +381,7 @@ func TestQueueLeaderKillLosesNoPlace(t *testing.T) {
 			progress = true
 		}
 		if !progress {
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // nothing moved this pass: let the cluster elect and apply
 		}
 	}
 	require.True(t, killed)
