@@ -400,7 +400,13 @@ func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) (bool, error)) er
 	if s.db == nil {
 		return errClosed
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	return scanReader(s.db, lower, upper, fn)
+}
+
+// scanReader calls fn for each key of r in [lower, upper) until fn returns
+// false.
+func scanReader(r pebble.Reader, lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}

@@ -458,26 +458,7 @@ func (v snapshotView) nowMs() (int64, error) {
 
 // scan calls fn for each key in [lower, upper) until fn returns false.
 func (v snapshotView) scan(lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
-	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	for it.First(); it.Valid(); it.Next() {
-		val, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return err
-		}
-		more, err := fn(it.Key(), val)
-		if err != nil {
-			it.Close()
-			return err
-		}
-		if !more {
-			break
-		}
-	}
-	return errors.Join(it.Error(), it.Close())
+	return scanReader(v.snap, lower, upper, fn)
 }
 
 // reportUnits lists the lines of a report's sections, empty but for their
