@@ -361,10 +361,12 @@ func (c *Exchange) decode(r *reader) {
 
 // idempotentOK reports whether a command type may be wrapped in Idempotent:
 // the writes a client makes, not the leader's housekeeping, and no nesting.
+// Only commands whose result the idempotency record keeps (encodeIdem): a
+// join is idempotent by itself, and its place would not be replayed.
 func idempotentOK(t Type) bool {
 	switch t {
 	case TypeCreateEvent, TypeUpdateEvent, TypeHold, TypeRelease, TypePurchase,
-		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeAuthorized, TypeSetGrant, TypeJoinQueue, TypeHoldArea, TypePutVenue:
+		TypeExtendHold, TypeCancelOrder, TypeExchange, TypeCheckout, TypeAuthorized, TypeSetGrant, TypeHoldArea, TypePutVenue:
 		return true
 	}
 	return false

@@ -430,7 +430,7 @@ func (a *applier) advanceAdmission(c *AdvanceAdmission) (Result, error) {
 	if limit <= 0 || limit > boxoffice.AdmitPerStepMax {
 		limit = boxoffice.AdmitPerStepMax
 	}
-	pl, err := planAdmission(a.b, c.Event, q, ei.layout.Capacity(), a.nowMs, limit)
+	pl, err := planAdmission(a.b, c.Event, q, ei.layout, a.nowMs, limit)
 	if err != nil {
 		return Result{}, err
 	}
@@ -525,7 +525,11 @@ type admission struct {
 
 // planAdmission computes an admission step from state (r is the applier's
 // batch, or the store for the leader's look-ahead).
-func planAdmission(r pebble.Reader, event string, q *queueRec, capacity int, nowMs int64, limit int) (admission, error) {
+func planAdmission(r pebble.Reader, event string, q *queueRec, layout *boxoffice.Layout, nowMs int64, limit int) (admission, error) {
+	// Seat indexes run up to the layout's span (rows' holes and aisles
+	// included, general-admission places last); the capacity counts only
+	// the places that exist.
+	capacity := layout.Capacity()
 	var pl admission
 	p := prefix(tagAdmit, event)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: admitKey(event, nowMs+1, 0)})
@@ -539,7 +543,7 @@ func planAdmission(r pebble.Reader, event string, q *queueRec, capacity int, now
 		return pl, err
 	}
 	taken, sold := 0, 0
-	it, err = r.NewIter(&pebble.IterOptions{LowerBound: seatKey(event, 0), UpperBound: seatKey(event, capacity)})
+	it, err = r.NewIter(&pebble.IterOptions{LowerBound: seatKey(event, 0), UpperBound: seatKey(event, layout.Span())})
 	if err != nil {
 		return pl, err
 	}
@@ -679,7 +683,7 @@ func (s *Store) QueueSteps(nowMs int64) ([]Command, error) {
 		}
 		var pl admission
 		err = s.withDB(func(db *pebble.DB) error {
-			pl, err = planAdmission(db, qv.Event, q, l.Capacity(), nowMs, boxoffice.AdmitPerStepMax)
+			pl, err = planAdmission(db, qv.Event, q, l, nowMs, boxoffice.AdmitPerStepMax)
 			return err
 		})
 		if err != nil {

@@ -177,11 +177,19 @@ func (s *Server) createEvent(ctx *fasthttp.RequestCtx) {
 			// Copy the venue's layout into the command, so that the
 			// event's shard never reads the venue's again.
 			v, err := s.venueFor(cctx, ev.VenueID, ev.VenueVersion)
-			if err != nil {
-				return err
+			if err == nil {
+				err = eventFromVenue(&ev, v)
 			}
-			if err := eventFromVenue(&ev, v); err != nil {
-				return err
+			if err != nil {
+				// A retry whose first try created the event gets that
+				// answer, whatever the venue has become since.
+				res, err := s.storedOr(ctx, cctx, shard, idem, err)
+				if err != nil {
+					return err
+				}
+				s.setIndex(ctx, shard)
+				writeJSON(ctx, 201, eventOut(res.Event))
+				return nil
 			}
 		}
 		// Without a key, refuse an existing id before proposing. With one,
@@ -313,7 +321,15 @@ func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 			if lvl, err := s.node.Store(shard).Access(id, p.Subject, isAdmin(p)); err != nil {
 				return err
 			} else if lvl < boxoffice.AccessManage {
-				return accessDenied(p, id, boxoffice.AccessManage, lvl)
+				// A retry whose first try applied (before a revocation)
+				// gets that answer.
+				res, err := s.storedOr(ctx, cctx, shard, idem, accessDenied(p, id, boxoffice.AccessManage, lvl))
+				if err != nil {
+					return err
+				}
+				s.setIndex(ctx, shard)
+				writeJSON(ctx, 200, eventOut(res.Event))
+				return nil
 			}
 			ev, err := in.apply(*cur)
 			if err != nil {

@@ -83,8 +83,12 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 		writeError(ctx, err)
 		return
 	}
-	if err := s.checkHoldPass(ctx, event, p.Subject); err != nil {
-		writeError(ctx, err)
+	// Any node refuses a hold without a valid pass at once; a keyed one
+	// first looks for the answer of its first try, whose pass may have
+	// expired since.
+	passErr := s.checkHoldPass(ctx, event, p.Subject)
+	if passErr != nil && !idem.on() {
+		writeError(ctx, passErr)
 		return
 	}
 	shard := s.node.ShardOfEvent(event)
@@ -92,6 +96,8 @@ func (s *Server) hold(ctx *fasthttp.RequestCtx, event string) {
 		var res fsm.Result
 		var err error
 		switch {
+		case passErr != nil:
+			res, err = s.storedOr(ctx, cctx, shard, idem, passErr)
 		case in.Area != "":
 			res, err = s.proposeIdem(ctx, cctx, shard, idem, &fsm.HoldArea{Event: event, Buyer: p.Subject, Area: in.Area, Quantity: in.Quantity, TTLSeconds: in.TTLSeconds})
 		case len(in.Seats) > 0:

@@ -67,6 +67,27 @@ func (s *Server) storedAnswer(ctx *fasthttp.RequestCtx, cctx context.Context, sh
 	return res, true, nil
 }
 
+// storedOr answers a keyed write that a check refused with the write's
+// stored answer, if its first try committed one, and with the refusal
+// otherwise. For checks that may change between a write's tries — an
+// admission pass that expired, a venue given a new version, a grant
+// revoked after the write it allowed — so that the same key and body get
+// the first answer again, as every write promises. It runs on the shard's
+// leader (a read barrier), and only once a check has refused.
+func (s *Server) storedOr(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency, refusal error) (fsm.Result, error) {
+	if !idem.on() {
+		return fsm.Result{}, refusal
+	}
+	res, ok, err := s.storedAnswer(ctx, cctx, shard, idem)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	if !ok {
+		return fsm.Result{}, refusal
+	}
+	return res, res.Err
+}
+
 // proposeIdem proposes c, wrapped for idempotency when the request has a
 // key, marks a replayed answer, and turns a rejection into an error.
 func (s *Server) proposeIdem(ctx *fasthttp.RequestCtx, cctx context.Context, shard int, idem idempotency, c fsm.Command) (fsm.Result, error) {

@@ -221,7 +221,7 @@ func routeLabel(method string, p []string) string {
 	out := method + " /v1"
 	for i, part := range p {
 		switch {
-		case i == 1 && (p[0] == "events" || p[0] == "holds" || p[0] == "orders"):
+		case i == 1 && (p[0] == "events" || p[0] == "holds" || p[0] == "orders" || p[0] == "venues"):
 			part = "{id}"
 		case i == 2 && p[0] == "cluster" && p[1] == "members":
 			part = "{id}"
