@@ -59,13 +59,14 @@ func (a *applier) idempotent(c *Idempotent) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if c := boxoffice.CodeOf(res.Err); c == boxoffice.CodeSeatUnavailable || c == boxoffice.CodeConflict {
+	if c := boxoffice.CodeOf(res.Err); c == boxoffice.CodeSeatUnavailable || c == boxoffice.CodeConflict || c == boxoffice.CodeAdmissionRequired {
 		// Intended: a conflict (a seat taken, an event changed under a
-		// partial update) is not an answer to remember. It changed
-		// nothing, and the same request may succeed when retried (a
-		// best-available hold picks other seats; a seat may be freed), so
-		// the key stays unused. Every other result, success or rejection,
-		// is stored and replayed.
+		// partial update) is not an answer to remember, nor is a hold
+		// made before its buyer's admission. It changed nothing, and the
+		// same request may succeed when retried (a best-available hold
+		// picks other seats; a seat may be freed; the buyer is admitted),
+		// so the key stays unused. Every other result, success or
+		// rejection, is stored and replayed.
 		return res, nil
 	}
 	rec := idemRecord{hash: c.Hash, createdAtMs: a.nowMs, res: res}

@@ -75,3 +75,29 @@ func TestQueueSoldOutWithAislesAndAnArea(t *testing.T) {
 	require.Equal(t, 0, rs[0].Admitted, "all 4 places are sold")
 	require.True(t, rs[0].Queue.SoldOut)
 }
+
+// A keyed hold refused for want of admission is not remembered under its
+// key: the same request succeeds once the buyer is admitted.
+func TestAdmissionRefusalIsNotReplayed(t *testing.T) {
+	s := newMemStore(t)
+	ev := testEvent(t, "e", "A:floor:1x4", "floor:100", 8, 600)
+	cfg := boxoffice.QueueConfig{OpensAtMs: 0, PassTTLSeconds: 600, AdmitPercent: 100}
+	rs := applyOne(t, s, 1, 1000, &CreateEvent{Event: ev}, &ProtectSale{Event: "e", Config: cfg}, &JoinQueue{Event: "e", Buyer: "b1"})
+	for _, r := range rs {
+		require.NoError(t, r.Err)
+	}
+	hash := make([]byte, IdempotencyHashLen)
+	hold := func(index uint64) Result {
+		return applyOne(t, s, index, 1000, &Idempotent{Subject: "b1", Key: "k1", Hash: hash,
+			Command: &Hold{Event: "e", Buyer: "b1", Seats: []string{"A-1-1"}}})[0]
+	}
+	r := hold(2)
+	require.Equal(t, boxoffice.CodeAdmissionRequired, boxoffice.CodeOf(r.Err))
+	applyOne(t, s, 3, 1000, &OpenQueue{Event: "e", Seed: 1})
+	rs = applyOne(t, s, 4, 1000, &AdvanceAdmission{Event: "e", Max: 1})
+	require.Equal(t, 1, rs[0].Admitted)
+	r = hold(5)
+	require.NoError(t, r.Err, "the same key, after admission")
+	require.False(t, r.Replayed)
+	require.NotNil(t, r.Hold)
+}
