@@ -123,12 +123,8 @@ func (s *Server) eventRead(ctx *fasthttp.RequestCtx, event string, need boxoffic
 	}
 	check := func() error {
 		st := s.node.Store(shard)
-		lvl, err := st.Access(event, p.Subject, isAdmin(p))
-		if err != nil {
+		if err := checkAccess(st, p, event, need); err != nil {
 			return err
-		}
-		if lvl < need {
-			return accessDenied(p, event, need, lvl)
 		}
 		return fn(st)
 	}
@@ -145,6 +141,20 @@ func (s *Server) eventRead(ctx *fasthttp.RequestCtx, event string, need boxoffic
 		}
 		return check()
 	})
+}
+
+// checkAccess refuses p unless it holds need on event by st's grants (a
+// check before proposing or reading: the state machine checks writes again
+// when they apply).
+func checkAccess(st *fsm.Store, p Principal, event string, need boxoffice.AccessLevel) error {
+	lvl, err := st.Access(event, p.Subject, isAdmin(p))
+	if err != nil {
+		return err
+	}
+	if lvl < need {
+		return accessDenied(p, event, need, lvl)
+	}
+	return nil
 }
 
 // accessDenied says why a caller may not do what needs need on event.

@@ -318,12 +318,13 @@ func (s *Server) updateEvent(ctx *fasthttp.RequestCtx, id string) {
 			// Refuse before validating the patch, so that a stranger learns
 			// nothing of the event; the state machine checks again when it
 			// applies the update, against the grants of that moment.
-			if lvl, err := s.node.Store(shard).Access(id, p.Subject, isAdmin(p)); err != nil {
-				return err
-			} else if lvl < boxoffice.AccessManage {
+			if err := checkAccess(s.node.Store(shard), p, id, boxoffice.AccessManage); err != nil {
+				if boxoffice.CodeOf(err) != boxoffice.CodeForbidden {
+					return err
+				}
 				// A retry whose first try applied (before a revocation)
 				// gets that answer.
-				res, err := s.storedOr(ctx, cctx, shard, idem, accessDenied(p, id, boxoffice.AccessManage, lvl))
+				res, err := s.storedOr(ctx, cctx, shard, idem, err)
 				if err != nil {
 					return err
 				}

@@ -143,10 +143,8 @@ func (s *Server) protectSale(ctx *fasthttp.RequestCtx, event string) {
 		if _, err := s.node.Store(shard).Event(event); err != nil {
 			return err
 		}
-		if lvl, err := s.node.Store(shard).Access(event, p.Subject, isAdmin(p)); err != nil {
+		if err := checkAccess(s.node.Store(shard), p, event, boxoffice.AccessManage); err != nil {
 			return err
-		} else if lvl < boxoffice.AccessManage {
-			return accessDenied(p, event, boxoffice.AccessManage, lvl)
 		}
 		res, err := s.node.Propose(cctx, shard, &fsm.Authorized{Event: event, Actor: p.Subject, Admin: isAdmin(p), Need: boxoffice.AccessManage,
 			Command: &fsm.ProtectSale{Event: event, Config: cfg}})
